@@ -1,0 +1,53 @@
+# The two commands of the README: `make run` and `make test`. Both set up .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+DAGSTER_HOST ?= 127.0.0.1
+DAGSTER_PORT ?= 3000
+export PLATFORM_DATA_DIR ?= $(CURDIR)/.data
+export DAGSTER_HOME ?= $(PLATFORM_DATA_DIR)/dagster_home
+
+.PHONY: setup run test test-prod test-e2e lint bench bench-quick
+
+setup: $(VENV)/.installed
+
+# Reinstall whenever pyproject.toml changes; the stamp records the last good install.
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+run: setup
+	$(BIN)/python platform/bootstrap.py
+	@echo "Starting Dagster: open http://$(DAGSTER_HOST):$(DAGSTER_PORT) in a browser (Ctrl-C stops it)."
+	@echo "Live replay: one day of 2013 every $${PLATFORM_REPLAY_SECONDS:-20}s (PLATFORM_REPLAY=off make run to stop it)."
+	PLATFORM_REPLAY=$${PLATFORM_REPLAY:-on} $(BIN)/dagster dev -w workspace.yaml -h $(DAGSTER_HOST) -p $(DAGSTER_PORT)
+
+# Everything but the browser journeys, which have their own target (both run in CI: .ci/run).
+test: setup
+	$(BIN)/pytest --ignore=tests/e2e
+
+# Only the production profile (S3 and PostgreSQL servers started by the tests; also in `make test`).
+test-prod: setup
+	$(BIN)/pytest tests/prod
+
+# The journeys of docs/tour.md in headless Chromium against a real `dagster dev` on a temporary
+# instance (a few minutes); installs Debian's chromium first when it is missing.
+test-e2e: setup
+	bash tests/e2e/install_browser.sh
+	$(BIN)/pytest tests/e2e
+
+# Benchmarks, not part of `make test`: each starts from a fresh temporary lake and Dagster instance,
+# prints its figures beside their targets and records them in $(PLATFORM_DATA_DIR)/bench/.
+bench: setup
+	$(BIN)/python -m bench.suite
+
+bench-quick: setup
+	$(BIN)/python -m bench.suite --quick
+
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .

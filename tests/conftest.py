@@ -1,0 +1,122 @@
+"""Shared fixtures: a synthetic source, a temporary lake and data folder, a real Dagster instance."""
+
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+from assets import defs as asset_defs  # noqa: E402
+from resources import platform_resources  # noqa: E402
+from resources.lake import Lake  # noqa: E402
+from resources.synthetic import SyntheticFlightSource  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Small but enough for a model: 60+ days of 120 flights train in about a second.
+SYNTHETIC_FLIGHTS_PER_DAY = 120
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """All local state of the test under a temporary PLATFORM_DATA_DIR."""
+    folder = tmp_path / "data"
+    monkeypatch.setenv("PLATFORM_DATA_DIR", str(folder))
+    monkeypatch.delenv("PLATFORM_LAKE_URI", raising=False)
+    return folder
+
+
+@pytest.fixture
+def lake(data_dir: Path) -> Lake:
+    return Lake()
+
+
+@pytest.fixture
+def synthetic_source() -> SyntheticFlightSource:
+    return SyntheticFlightSource(seed=7, flights_per_day=SYNTHETIC_FLIGHTS_PER_DAY)
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+class Platform:
+    """Materializes assets of the real definitions against a test source, lake and instance."""
+
+    def __init__(self, instance: dg.DagsterInstance, source, lake: Lake):
+        self.instance = instance
+        self.lake = lake
+        self.resources = platform_resources(source=source, lake=lake)
+
+    def materialize(
+        self, keys: Sequence[str], first: str | None = None, last: str | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """One run over `keys` for the partitions first..last (one day when `last` is omitted)."""
+        tags = {}
+        if first is not None:
+            tags = {
+                "dagster/asset_partition_range_start": first,
+                "dagster/asset_partition_range_end": last or first,
+            }
+        return dg.materialize(
+            list(asset_defs.assets),
+            selection=list(keys),
+            instance=self.instance,
+            resources=self.resources,
+            tags=tags,
+            run_config=QUIET,
+        )
+
+
+@pytest.fixture
+def platform(instance, synthetic_source, lake) -> Platform:
+    return Platform(instance, synthetic_source, lake)
+
+
+# --- Shared, longer-lived fixtures -------------------------------------------------------------
+# Function-scoped fixtures above point the lake at the environment; the fixtures below pass every
+# location explicitly instead, so one materialized lake can serve a whole module or session.
+
+
+def make_lake(folder: Path) -> Lake:
+    """A lake (and warehouse) under `folder`, independent of PLATFORM_DATA_DIR."""
+    return Lake(uri=str(folder / "lake"), warehouse_path=str(folder / "warehouse.duckdb"))
+
+
+PIPELINE_FIRST, PIPELINE_LAST = "2013-01-01", "2013-03-10"
+PIPELINE_MODEL_CUTOFF = "2013-03-01"
+# The graph the way `make run` builds it: each step one run over its whole partition range.
+PIPELINE_STEPS: list[tuple[list[str], str | None, str | None]] = [
+    (["raw_planes"], None, None),
+    (["raw_flights", "raw_weather", "flight_outcomes"], PIPELINE_FIRST, PIPELINE_LAST),
+    (["flight_delay/features"], PIPELINE_FIRST, PIPELINE_LAST),
+    (["flight_delay/model"], PIPELINE_MODEL_CUTOFF, None),
+    (["flight_delay/predictions"], PIPELINE_MODEL_CUTOFF, PIPELINE_LAST),
+]
+
+
+@dataclass
+class BuiltPipeline:
+    """A synthetic lake materialized through predictions, and the runs that built it."""
+
+    platform: Platform
+    results: list[dg.ExecuteInProcessResult]
+    run_ids_after_build: list[str]
+
+
+@pytest.fixture(scope="session")
+def synthetic_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltPipeline]:
+    """PIPELINE_STEPS materialized once per session (about 25 s); tests must not alter its content."""
+    folder = tmp_path_factory.mktemp("synthetic_pipeline")
+    source = SyntheticFlightSource(seed=7, flights_per_day=SYNTHETIC_FLIGHTS_PER_DAY)
+    with dg.instance_for_test() as test_instance:
+        built = Platform(test_instance, source, make_lake(folder))
+        results = [built.materialize(keys, first, last) for keys, first, last in PIPELINE_STEPS]
+        run_ids = [record.dagster_run.run_id for record in test_instance.get_run_records()]
+        yield BuiltPipeline(built, results, run_ids)
