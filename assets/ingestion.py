@@ -1,0 +1,245 @@
+"""Raw tables copied from the flight source into the lake through the contract.
+
+Each run reads its whole range of days from the source at once, splits the rows by the contract
+(`resources.contract`) and writes one file per day: rows that meet it to the raw table, the others
+to its quarantine table `<table>_rejected` with file, row number and reasons. A blocking check
+reports the share of rejected rows and stops downstream assets when a day exceeds the limit.
+A file that cannot be read, or has not arrived, fails the run before anything is written.
+"""
+
+from collections.abc import Callable
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from assets.metadata import preview_metadata, preview_on_newest_day, table_metadata
+from assets.partitions import daily_partitions, run_days
+from resources import contract
+from resources.contract import TableContract, Validation
+from resources.lake import Lake, describe_days
+from resources.landing import Landed, LandingError, LandingFlightSource
+from resources.source_choice import EnvironmentSource
+from resources.sources import FlightSource
+
+REJECT_RATIO = "reject_ratio"
+DEFAULT_MAX_REJECT_RATIO = 0.05
+REJECTS_SHOWN = 5
+Fetch = Callable[[FlightSource, date | None, date | None], pd.DataFrame]
+
+
+class IngestionConfig(dg.Config):
+    """Run config of a raw table (Launchpad: `ops: <table>: config:`)."""
+
+    max_reject_ratio: float = Field(
+        default=DEFAULT_MAX_REJECT_RATIO,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Largest share of a day's delivered rows that may be rejected before the reject_ratio "
+            "check fails and blocks downstream assets."
+        ),
+    )
+
+
+def raw_asset(rules: TableContract, fetch: Fetch, description: str) -> dg.AssetsDefinition:
+    """The ingestion asset of one raw table: daily when the contract has a day column."""
+    daily = rules.day_column is not None
+    check = dg.AssetCheckSpec(
+        REJECT_RATIO,
+        asset=rules.table,
+        blocking=True,
+        description=(
+            f"Share of delivered rows that break the contract and went to {rules.rejected_table}; "
+            "fails, stopping downstream assets, when a day's share exceeds max_reject_ratio "
+            f"(default {DEFAULT_MAX_REJECT_RATIO:.0%})."
+        ),
+    )
+
+    @dg.asset(
+        name=rules.table,
+        description=f"{description} Rows breaking the contract go to {rules.rejected_table}.",
+        group_name="ingestion",
+        partitions_def=daily_partitions if daily else None,
+        backfill_policy=dg.BackfillPolicy.single_run() if daily else None,
+        kinds={"parquet"},
+        check_specs=[check],
+    )
+    def _raw(
+        context: dg.AssetExecutionContext,
+        config: IngestionConfig,
+        source: FlightSource,
+        lake: Lake,
+    ) -> dg.MaterializeResult:
+        days = run_days(context) if daily else None
+        first, last = (days[0], days[-1]) if days else (None, None)
+        landed = deliver(source, rules, fetch, first, last)
+        checked = contract.validate(landed.rows, rules)
+        quarantine(lake, rules, checked.rejected, days)
+        if days is None:
+            lake.write_table(rules.table, checked.good)
+            metadata = {"dagster/row_count": dg.MetadataValue.int(checked.good.num_rows)}
+            metadata |= preview_metadata(checked.good)
+        else:
+            rows = lake.write_partitions(rules.table, checked.good, rules.day_column, days)
+            metadata = table_metadata(rows)
+            preview_on_newest_day(context, checked.good, rows)
+        lake.refresh_warehouse()
+        result = reject_ratio_result(rules, checked, days, config.max_reject_ratio)
+        if checked.rejected.num_rows:
+            context.log.warning(result.description)
+        return dg.MaterializeResult(
+            metadata=metadata | delivery_metadata(rules, landed, checked),
+            check_results=[result],
+        )
+
+    return _raw
+
+
+def deliver(
+    source: FlightSource, rules: TableContract, fetch: Fetch, first: date | None, last: date | None
+) -> Landed:
+    """The rows of `rules.table` for first..last with their provenance, from any source.
+
+    Landing-zone rows come with their file and row number; other sources' rows are numbered in
+    the order the source returned them. Missing or unreadable landing files fail the run here,
+    before anything is written.
+    """
+    if isinstance(source, EnvironmentSource):
+        source = source.current()
+    if isinstance(source, LandingFlightSource):
+        try:
+            return source.landed(rules.table, first, last)
+        except LandingError as error:
+            raise dg.Failure(
+                description=str(error),
+                metadata={
+                    "landing_zone": dg.MetadataValue.text(error.location),
+                    "missing_files": dg.MetadataValue.json(error.missing),
+                    "unreadable_files": dg.MetadataValue.json(error.unreadable),
+                },
+                allow_retries=False,
+            ) from None
+    table = pa.Table.from_pandas(fetch(source, first, last), preserve_index=False)
+    rows = table.num_rows
+    if rules.day_column is None:
+        day = pa.nulls(rows, pa.date32())
+    else:
+        # A row dated outside the run is charged to its first day, and rejected for its date.
+        own = table.column(rules.day_column)
+        inside = pc.and_(
+            pc.greater_equal(own, pa.scalar(first)),
+            pc.less_equal(own, pa.scalar(last)),
+        )
+        day = pc.if_else(pc.fill_null(inside, False), own, pa.scalar(first))
+    provenance = {
+        contract.SOURCE_FILE: pa.repeat(pa.scalar(type(source).__name__), rows),
+        contract.SOURCE_ROW: pa.array(range(1, rows + 1), pa.int64()),
+        contract.SOURCE_DAY: day,
+    }
+    for name, column in provenance.items():
+        table = table.append_column(name, column)
+    return Landed(rows=table, files=[])
+
+
+def quarantine(
+    lake: Lake, rules: TableContract, rejected: pa.Table, days: list[date] | None
+) -> None:
+    """Replace the quarantine of `days` with `rejected`. Days without rejects get no file, unless
+    an earlier delivery left one: it is emptied, so a corrected redelivery clears it."""
+    table = rules.rejected_table
+    if days is None:
+        if rejected.num_rows or lake.store.exists(lake.table_key(table)):
+            lake.write_table(table, rejected)
+        return
+    with_rejects = set(rejected.column(contract.FILE_DAY).to_pylist())
+    stale = set(days) - set(lake.missing_partitions(table, days))
+    if with_rejects | stale:
+        lake.write_partitions(table, rejected, contract.FILE_DAY, sorted(with_rejects | stale))
+
+
+def reject_ratio_result(
+    rules: TableContract, checked: Validation, days: list[date] | None, limit: float
+) -> dg.AssetCheckResult:
+    """Passes when no day's share of rejected rows exceeds `limit`."""
+    delivered, rejected = checked.rejected_per_day(rules.day_column)
+    ratios = {
+        day: rejected[day] / delivered[day] if delivered[day] else 0.0 for day in days or [None]
+    }
+    over = sorted(day for day, ratio in ratios.items() if ratio > limit and day is not None)
+    worst = max(ratios, key=lambda day: ratios[day])
+    total, bad = sum(delivered.values()), sum(rejected.values())
+    where = f" on {worst}" if worst else ""
+    summary = (
+        f"{rules.table}: {bad} of {total} delivered rows rejected to {rules.rejected_table}; "
+        f"worst share {ratios[worst]:.1%}{where}, limit {limit:.1%}"
+    )
+    if over:
+        summary += f"; over the limit: {describe_days(over)}"
+    metadata = {
+        "reject_ratio": dg.MetadataValue.float(bad / total if total else 0.0),
+        "worst_reject_ratio": dg.MetadataValue.float(ratios[worst]),
+        "max_reject_ratio": dg.MetadataValue.float(limit),
+        "rejected_rows": dg.MetadataValue.int(bad),
+        "delivered_rows": dg.MetadataValue.int(total),
+        "quarantine": dg.MetadataValue.text(rules.rejected_table),
+    }
+    if worst:
+        metadata["worst_day"] = dg.MetadataValue.text(worst.isoformat())
+        metadata["days_over_limit"] = dg.MetadataValue.json([d.isoformat() for d in over])
+    passed = ratios[worst] <= limit
+    return dg.AssetCheckResult(
+        check_name=REJECT_RATIO,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=summary,
+        metadata=metadata,
+    )
+
+
+def delivery_metadata(
+    rules: TableContract, landed: Landed, checked: Validation
+) -> dict[str, dg.MetadataValue]:
+    """Where the rows came from and what the contract rejected, for the materialization."""
+    metadata = {
+        "rejected_rows": dg.MetadataValue.int(checked.rejected.num_rows),
+        "quarantine": dg.MetadataValue.text(rules.rejected_table),
+    }
+    if landed.files:
+        metadata["files_read"] = dg.MetadataValue.int(len(landed.files))
+    if landed.ignored_columns:
+        metadata["ignored_columns"] = dg.MetadataValue.json(landed.ignored_columns)
+    if checked.rejected.num_rows:
+        shown = checked.rejected.select(
+            [contract.SOURCE_FILE, contract.SOURCE_ROW, contract.REASON]
+        )
+        table = shown.slice(0, REJECTS_SHOWN).to_pandas()
+        metadata["rejected_preview"] = dg.MetadataValue.md(table.to_markdown(index=False))
+    return metadata
+
+
+raw_flights = raw_asset(
+    contract.FLIGHTS,
+    lambda source, first, last: source.flights(first, last),
+    "Flights scheduled out of New York each day: carrier, flight, plane, route, times, distance.",
+)
+raw_weather = raw_asset(
+    contract.WEATHER,
+    lambda source, first, last: source.weather(first, last),
+    "Hourly weather observations at the three origin airports (EWR, JFK, LGA).",
+)
+flight_outcomes = raw_asset(
+    contract.OUTCOMES,
+    lambda source, first, last: source.outcomes(first, last),
+    "What actually happened to each flight (delays, cancellation): the labels, known after the day.",
+)
+raw_planes = raw_asset(
+    contract.PLANES,
+    lambda source, first, last: source.planes(),
+    "The register of planes (year built, seats, engines), joined into features.",
+)
+
+ingestion_assets = [raw_flights, raw_weather, flight_outcomes, raw_planes]

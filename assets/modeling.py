@@ -1,0 +1,148 @@
+"""Fit, score and evaluate a spec's classifier; scikit-learn is imported only when needed."""
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from assets.model_spec import ModelSpec
+from resources.paths import REPO_ROOT
+
+# Gradient boosting spreads fitting and scoring over every core through OpenMP, whose threads
+# spin while they wait for each other: when other runs share the cores (`max_concurrent_runs` is
+# 2 in platform/dagster.yaml), a fit takes several times longer than with one thread each. So each
+# run gets its share of the cores; PLATFORM_MODEL_THREADS overrides it on a machine of its own.
+CONCURRENT_RUNS = 2
+MODEL_THREADS_ENV = "PLATFORM_MODEL_THREADS"
+
+
+def model_threads() -> int:
+    """OpenMP threads of one fit or scoring: the environment's choice, else a run's share."""
+    chosen = os.environ.get(MODEL_THREADS_ENV, "").strip()
+    if chosen:
+        try:
+            return max(1, int(chosen))
+        except ValueError:
+            raise ValueError(f"{MODEL_THREADS_ENV}={chosen!r} is not a number of threads") from None
+    return max(1, (os.cpu_count() or 1) // CONCURRENT_RUNS)
+
+
+def build_estimator(spec: ModelSpec, params: Mapping[str, float | int]) -> Any:
+    """Gradient boosting with native categorical splits; unseen categories score as missing."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    categorical = list(spec.categorical_features)
+    encode = ColumnTransformer(
+        [
+            (
+                "categories",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=np.nan,
+                    encoded_missing_value=np.nan,
+                ),
+                categorical,
+            )
+        ],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    )
+    boost = HistGradientBoostingClassifier(
+        categorical_features=list(range(len(categorical))), early_stopping=False, **params
+    )
+    return Pipeline([("encode", encode), ("boost", boost)])
+
+
+def design_matrix(spec: ModelSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """The spec's feature columns with plain numpy/object dtypes, as scikit-learn expects."""
+    matrix = frame[spec.features].copy()
+    for column in spec.numeric_features:
+        matrix[column] = pd.to_numeric(matrix[column], errors="raise").astype("float64")
+    for column in spec.categorical_features:
+        matrix[column] = matrix[column].astype(object).where(matrix[column].notna(), None)
+    return matrix
+
+
+def fit(spec: ModelSpec, frame: pd.DataFrame, params: Mapping[str, float | int]) -> Any:
+    from threadpoolctl import threadpool_limits
+
+    estimator = build_estimator(spec, params)
+    with threadpool_limits(model_threads(), user_api="openmp"):
+        estimator.fit(design_matrix(spec, frame), frame["label"].to_numpy())
+    return estimator
+
+
+def score(estimator: Any, spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
+    """Probability of the positive class for each row."""
+    from threadpoolctl import threadpool_limits
+
+    if frame.empty:
+        return np.empty(0)
+    with threadpool_limits(model_threads(), user_api="openmp"):
+        return estimator.predict_proba(design_matrix(spec, frame))[:, 1]
+
+
+def classification_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """AUC, log loss, Brier score and positive rate; AUC is NaN when one class is absent.
+
+    The formulas of scikit-learn's `roc_auc_score` (ties share their average rank), `log_loss`
+    (probabilities clipped to machine epsilon) and `brier_score_loss`, on arrays: monitoring
+    evaluates every day and model version, and scikit-learn's input validation alone costs
+    milliseconds per call, forty times the arithmetic.
+    """
+    from scipy.stats import rankdata
+
+    labels = np.asarray(labels, dtype=int)
+    scores = np.asarray(scores, dtype=float)
+    if not len(labels):
+        nan = float("nan")
+        return {"auc": nan, "log_loss": nan, "brier": nan, "positive_rate": nan, "rows": 0}
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    auc = float("nan")
+    if positives and negatives:
+        ranks = rankdata(scores)[labels == 1].sum()
+        auc = float((ranks - positives * (positives + 1) / 2) / (positives * negatives))
+    eps = np.finfo(float).eps
+    late, on_time = np.clip(scores, eps, 1 - eps), np.clip(1 - scores, eps, 1 - eps)
+    likelihood = np.where(labels == 1, late, on_time) / (late + on_time)
+    return {
+        "auc": auc,
+        "log_loss": float(-np.mean(np.log(likelihood))),
+        "brier": float(np.mean((labels - scores) ** 2)),
+        "positive_rate": positives / len(labels),
+        "rows": int(len(labels)),
+    }
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """Content hash of the rows read for training: the window's features and labels."""
+    return hashlib.sha256(
+        pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+    ).hexdigest()
+
+
+def version_id(cutoff: date, data_fingerprint: str, spec: ModelSpec, params: Mapping) -> str:
+    """`YYYY-MM-DD.<10 hex>`: same data, features and parameters give the same version."""
+    recipe = json.dumps([data_fingerprint, spec.features, dict(params)], sort_keys=True)
+    return f"{cutoff.isoformat()}.{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
+
+
+def code_version() -> str:
+    """The git commit of the platform's code, or 'unknown' outside a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
