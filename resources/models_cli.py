@@ -1,0 +1,131 @@
+"""Inspect, promote and roll back model versions from the command line.
+
+Usage: `python -m resources.models_cli --help` (or the `flightdesk-models` script). It finds the lake the way the platform does (PLATFORM_LAKE_URI, else PLATFORM_DATA_DIR/lake,
+else .data/lake), and writes to the same append-only promotion history as the quality gate and
+the Launchpad jobs `promote_model` and `rollback_model`.
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date
+
+from resources.lake import Lake
+from resources.registry import ModelRegistry
+
+# Far enough ahead that every promotion is in force: the current champion.
+_FOREVER = date(9999, 12, 31)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    registry = ModelRegistry(lake=Lake())
+    try:
+        args.command(registry, args)
+    except (KeyError, LookupError, ValueError) as error:
+        print(f"error: {error.args[0] if error.args else error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def list_versions(registry: ModelRegistry, args: argparse.Namespace) -> None:
+    """One line per version: window, holdout AUC, gate, fingerprint; * marks the current champion."""
+    current = registry.champion_at(args.model, _FOREVER)
+    print(
+        f"  {'version':<24}{'training window':<26}{'auc':>7}{'champ.auc':>10}  "
+        f"{'gate':<7}{'fingerprint':<14}champion from"
+    )
+    history = registry.history(args.model)
+    for record in registry.versions(args.model):
+        version = record["version"]
+        gate = record.get("gate", {})
+        served = [e["effective_from"] for e in history if e["version"] == version]
+        print(
+            f"{'*' if current and current['version'] == version else ' '} {version:<24}"
+            f"{' .. '.join(record['training_window']):<26}{record['metrics']['auc']:>7.4f}"
+            f"{_number(gate.get('champion_auc')):>10}  "
+            f"{'pass' if gate.get('passed') else 'FAIL':<7}{record['data_fingerprint'][:12]:<14}"
+            f"{', '.join(served) or '-'}"
+        )
+
+
+def show(registry: ModelRegistry, args: argparse.Namespace) -> None:
+    """The full record of a version and its entries in the promotion history."""
+    record = registry.record(args.model, args.version)
+    promotions = [e for e in registry.history(args.model) if e["version"] == args.version]
+    print(json.dumps({**record, "promotions": promotions}, indent=2))
+
+
+def history(registry: ModelRegistry, args: argparse.Namespace) -> None:
+    """Every promotion, manual promotion and rollback, oldest first."""
+    for entry in registry.history(args.model):
+        print(
+            f"{entry['seq']:>4}  {entry['effective_from']}  {entry['action']:<9}"
+            f"{entry['version']:<24}{entry['reason']}"
+        )
+
+
+def champion(registry: ModelRegistry, args: argparse.Namespace) -> None:
+    """The champion in force on a day (default: from the latest effective date on)."""
+    entry = registry.champion_at(args.model, args.at or _FOREVER)
+    if entry is None:
+        raise LookupError(f"{args.model}: no champion in force on {args.at or 'any day'}")
+    print(entry["version"])
+
+
+def trained_on(registry: ModelRegistry, args: argparse.Namespace) -> None:
+    """Versions whose training window (fitting or holdout) read the partition `day`."""
+    for record in registry.versions_trained_on(args.model, args.day):
+        print(f"{record['version']}  {' .. '.join(record['training_window'])}")
+
+
+def promote(registry: ModelRegistry, args: argparse.Namespace) -> None:
+    entry = registry.promote(args.model, args.version, args.effective_from, "manual", args.reason)
+    print(f"{entry['version']} is champion of {args.model} from {entry['effective_from']}")
+
+
+def rollback(registry: ModelRegistry, args: argparse.Namespace) -> None:
+    entry = registry.rollback(args.model, args.effective_from, args.reason)
+    print(
+        f"rolled back {entry['replaces']}: {entry['version']} is champion of {args.model} "
+        f"from {entry['effective_from']}"
+    )
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m resources.models_cli", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--model", default="flight_delay", help="model name (flight_delay)")
+    commands = parser.add_subparsers(required=True, metavar="command")
+    day = date.fromisoformat
+
+    def command(name, function, help):
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(command=function)
+        return sub
+
+    command("list", list_versions, list_versions.__doc__)
+    command("show", show, show.__doc__).add_argument("version")
+    command("history", history, history.__doc__)
+    command("champion", champion, champion.__doc__).add_argument("--at", type=day)
+    command("trained-on", trained_on, trained_on.__doc__).add_argument("day", type=day)
+    sub = command("promote", promote, "Make a version champion from a date (default: its cutoff).")
+    sub.add_argument("version")
+    sub.add_argument("--effective-from", type=day)
+    sub.add_argument("--reason", default="promoted from the command line")
+    sub = command(
+        "rollback", rollback, "Restore the previous champion in place of the current one."
+    )
+    sub.add_argument("--effective-from", type=day, help="default: when the current one took effect")
+    sub.add_argument("--reason", default="")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

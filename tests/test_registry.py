@@ -1,0 +1,118 @@
+"""The registry: verified loading, the append-only promotion history, champions as of a date."""
+
+from datetime import date
+
+import pytest
+
+from resources.lake import Lake
+from resources.registry import ArtifactIntegrityError, ModelRegistry
+
+MODEL = "flight_delay"
+
+
+def _estimator():
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+
+
+def _store(registry: ModelRegistry, cutoff: str, window: tuple[str, str]) -> str:
+    version = f"{cutoff}.{cutoff.replace('-', '')}00"
+    registry.save(
+        MODEL,
+        version,
+        _estimator(),
+        {"partition": cutoff, "training_window": list(window), "created_at": cutoff},
+    )
+    return version
+
+
+@pytest.fixture
+def registry(lake: Lake) -> ModelRegistry:
+    return ModelRegistry(lake=lake)
+
+
+@pytest.fixture
+def three(registry: ModelRegistry) -> list[str]:
+    """Versions with cutoffs Feb 1, Mar 1 and Apr 1, each trained on the 31 days before."""
+    return [
+        _store(registry, "2013-02-01", ("2013-01-01", "2013-01-31")),
+        _store(registry, "2013-03-01", ("2013-01-29", "2013-02-28")),
+        _store(registry, "2013-04-01", ("2013-03-01", "2013-03-31")),
+    ]
+
+
+def test_tampered_artifact_is_refused_naming_version_and_file(registry, three):
+    path = registry.lake.root / "registry" / MODEL / three[0] / "model.skops"
+    registry.load(MODEL, three[0])
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(ArtifactIntegrityError, match=rf"{three[0]}.*model\.skops"):
+        registry.load(MODEL, three[0])
+
+
+def test_champion_is_looked_up_as_of_the_day(registry, three):
+    v1, v2, _ = three
+    assert registry.champion_at(MODEL, date(2013, 3, 1)) is None
+    registry.promote(MODEL, v1, action="promote")
+    registry.promote(MODEL, v2, action="promote")
+    assert registry.champion_at(MODEL, date(2013, 1, 31)) is None
+    assert registry.champion_at(MODEL, date(2013, 2, 28))["version"] == v1
+    assert registry.champion_at(MODEL, date(2013, 3, 1))["version"] == v2
+    # Promoting an older version again later, from the same day, wins the tie by sequence.
+    registry.promote(MODEL, v1, date(2013, 3, 1), reason="v2 misbehaves")
+    assert registry.champion_at(MODEL, date(2013, 3, 1))["version"] == v1
+    assert registry.champion_at(MODEL, date(2013, 2, 28))["version"] == v1
+
+
+def test_history_is_append_only_files(registry, three):
+    registry.promote(MODEL, three[0])
+    first = (registry.lake.root / "registry" / MODEL / "promotions" / "000001.json").read_bytes()
+    registry.promote(MODEL, three[1])
+    folder = registry.lake.root / "registry" / MODEL / "promotions"
+    assert sorted(p.name for p in folder.iterdir()) == ["000001.json", "000002.json"]
+    assert (folder / "000001.json").read_bytes() == first
+    assert [e["seq"] for e in registry.history(MODEL)] == [1, 2]
+    assert set(registry.history(MODEL)[0]) >= {
+        "version", "effective_from", "action", "reason", "created_at"
+    }  # fmt: skip
+
+
+def test_a_version_cannot_serve_days_before_its_cutoff(registry, three):
+    with pytest.raises(ValueError, match="before its cutoff"):
+        registry.promote(MODEL, three[1], date(2013, 2, 15))
+    with pytest.raises(KeyError):
+        registry.promote(MODEL, "2013-02-01.0000000000")
+
+
+def test_rollback_restores_the_previous_champion_and_skips_rolled_back_ones(registry, three):
+    v1, v2, v3 = three
+    for version in three:
+        registry.promote(MODEL, version, action="promote")
+    entry = registry.rollback(MODEL)
+    assert (entry["version"], entry["replaces"], entry["effective_from"]) == (v2, v3, "2013-04-01")
+    assert registry.champion_at(MODEL, date(2013, 4, 2))["version"] == v2
+    assert registry.champion_at(MODEL, date(2013, 3, 2))["version"] == v2  # before: unchanged
+    with pytest.raises(ValueError, match="would not override"):
+        registry.rollback(MODEL, date(2013, 3, 15))
+    entry = registry.rollback(MODEL)  # v3 was withdrawn: the one before v2 is v1
+    assert (entry["version"], entry["replaces"]) == (v1, v2)
+    assert registry.champion_at(MODEL, date(2013, 4, 2))["version"] == v1
+    with pytest.raises(LookupError, match="only champion"):
+        registry.rollback(MODEL)
+
+
+def test_rollback_needs_a_previous_champion(registry, three):
+    with pytest.raises(LookupError, match="nothing to roll back"):
+        registry.rollback(MODEL)
+    registry.promote(MODEL, three[0])
+    with pytest.raises(LookupError, match="only champion"):
+        registry.rollback(MODEL)
+
+
+def test_versions_trained_on_a_partition(registry, three):
+    v1, v2, v3 = three
+    assert registry.versions_trained_on(MODEL, date(2013, 1, 15)) == [registry.record(MODEL, v1)]
+    found = [r["version"] for r in registry.versions_trained_on(MODEL, date(2013, 1, 30))]
+    assert found == [v1, v2]
+    assert [r["version"] for r in registry.versions_trained_on(MODEL, date(2013, 3, 1))] == [v3]
+    assert registry.versions_trained_on(MODEL, date(2013, 4, 1)) == []
