@@ -1,0 +1,91 @@
+"""The daily cycle as declarative automation: when day D's data lands, the rest of day D follows.
+
+Once `raw_flights[D]` and `raw_weather[D]` arrive, `<model>/features[D]`, `<model>/feature_drift[D]`
+and `<model>/predictions[D]` run; `<model>/prediction_quality[D]` runs once `flight_outcomes[D]` and
+`predictions[D]` both exist. `<model>/model` is never automated: retraining is decided by the drift
+and quality sensors (or the weekly schedule), not by new data.
+
+Why not `AutomationCondition.eager()`: it only considers the latest time window, and our partitions
+end on 2013-12-31, so against today's clock it would never run a single day. The condition below is
+eager's logic over every partition:
+
+- a partition is *triggered* when one of its dependencies was updated since it was last requested or
+  materialized, and stays triggered until it is handled (so a day whose inputs arrive one by one
+  runs when the last one lands);
+- it runs only when none of its dependencies is missing or in progress and it is not in progress.
+
+A fresh daemon does not backfill history on its first evaluation: only updates after it started
+trigger anything. Two dependencies are treated apart:
+
+- **the model** (predictions and drift depend on the champion of the past year): a new champion
+  must not rewrite past predictions or drift reports, so model updates trigger nothing and model
+  partitions are not required to exist (most never will). A retrain *in progress* does hold them
+  back, so the day after a retrain is served by the new champion.
+- **outcomes of the previous days** (features[D] use outcomes of D-7..D-1): they are required, so
+  features wait for yesterday's outcomes, but a late rewrite of old outcomes does not recompute
+  features. Those features were already served: recomputing them would silently rewrite the
+  predictions a day was actually scored with. Quality, which judges day D by its own outcomes,
+  is re-evaluated when those outcomes change.
+"""
+
+from collections.abc import Iterable
+
+import dagster as dg
+
+from assets.model_spec import ModelSpec
+
+DAILY_CYCLE = "daily_cycle"
+OUTCOMES = dg.AssetSelection.assets("flight_outcomes")
+
+
+def daily_cycle_condition(
+    untriggering: dg.AssetSelection | None = None,
+    unrequired: dg.AssetSelection | None = None,
+) -> dg.AutomationCondition:
+    """Run a partition when its dependencies have been updated and are all present and settled.
+
+    Updates of `untriggering` dependencies do not trigger a run; `unrequired` dependencies may
+    be missing.
+    """
+    updated = dg.AutomationCondition.any_deps_updated()
+    missing = dg.AutomationCondition.any_deps_missing()
+    if untriggering is not None:
+        updated = updated.ignore(untriggering)
+    if unrequired is not None:
+        missing = missing.ignore(unrequired)
+    return (
+        updated.since_last_handled()
+        & ~missing
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label(DAILY_CYCLE)
+
+
+def daily_cycle_policy(specs: Iterable[ModelSpec]) -> dict[dg.AssetKey, dg.AutomationCondition]:
+    """The condition of every automated asset of each model; the model itself is not among them."""
+    policy = {}
+    for spec in specs:
+        model = dg.AssetSelection.assets(dg.AssetKey([spec.name, "model"]))
+        served = daily_cycle_condition(untriggering=model, unrequired=model)
+        policy |= {
+            dg.AssetKey([spec.name, "features"]): daily_cycle_condition(untriggering=OUTCOMES),
+            dg.AssetKey([spec.name, "feature_drift"]): served,
+            dg.AssetKey([spec.name, "predictions"]): served,
+            dg.AssetKey([spec.name, "prediction_quality"]): daily_cycle_condition(),
+        }
+    return policy
+
+
+def with_daily_cycle(
+    specs: Iterable[ModelSpec], *assets: dg.AssetsDefinition
+) -> list[dg.AssetsDefinition]:
+    """`assets` with the daily-cycle conditions of the models `specs` set where the policy names
+    them, so the asset factories stay free of scheduling policy."""
+    policy = daily_cycle_policy(specs)
+
+    def automate(spec: dg.AssetSpec) -> dg.AssetSpec:
+        if spec.key not in policy:
+            return spec
+        return spec.replace_attributes(automation_condition=policy[spec.key])
+
+    return list(dg.map_asset_specs(automate, assets))

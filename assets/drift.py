@@ -1,0 +1,557 @@
+"""The drift factory for one model: `<model>/feature_drift`, how far day D's features moved away from
+the rows the champion in force on D was fitted on.
+
+Every feature column of day D is compared with the champion's reference sample (stored with each
+version, see `ModelRegistry.reference_sample`) by evidently's data-drift tests, the method chosen
+as evidently's `DataDriftPreset` chooses it and the threshold set per column type, as the preset's
+`num_threshold`/`cat_threshold` set it (see `DriftConfig`). Each day gets a lake partition of
+per-column rows, per-partition metadata that the UI plots and the retrain sensors read, and an
+evidently HTML report beside its partition.
+
+evidently's `Report` draws a plotly figure per column while it computes (about 5 s for one day of
+`flight_delay`), which a year's backfill cannot afford. So the asset calls the very tests the
+report runs (same scores) on a reference prepared once per champion, and renders the results with
+evidently's own widgets and page template; the per-column charts are plotly data written directly
+rather than built through plotly's object model. The page loads evidently's script from one copy
+per table (`_evidently/`, as evidently's own folder save mode does) instead of embedding 3.5 MB
+into every day's file.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import cache
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from assets.model_pipeline import MODEL_LOOKBACK_DAYS
+from assets.model_spec import ModelSpec
+from assets.partitions import daily_partitions, run_days
+from resources import promotions
+from resources.lake import Lake, describe_days
+from resources.registry import ModelRegistry
+
+# Metadata names of each partition; the drift sensor reads DRIFT_SHARE and CHAMPION_VERSION.
+DRIFT_SHARE = "drift_share"
+DRIFTED_COLUMNS = "drifted_columns"
+COLUMNS_TESTED = "columns_tested"
+CHAMPION_VERSION = "champion_version"
+REPORT = "report"
+REPORT_FILE = "report.html"
+# evidently's script and icon font, shared by every report of a table, beside the date= folders.
+REPORT_ASSETS = "_evidently"
+REPORT_FONT = "material-ui-icons.woff2"
+HISTOGRAM_BINS = 10
+NUMERIC, CATEGORICAL = "num", "cat"
+DEFAULT_NUMERIC_THRESHOLD = 1.0
+DEFAULT_CATEGORICAL_THRESHOLD = 0.1
+# evidently tests numeric columns with more distinct values than this as continuous.
+MANY_VALUES = 5
+ONE_DAY = timedelta(days=1)
+DRIFT_COLUMNS = [
+    "flight_date",
+    "column",
+    "column_type",
+    "method",
+    "threshold",
+    "score",
+    "drifted",
+    "current_rows",
+    "reference_rows",
+    "champion_version",
+]
+
+
+class DriftConfig(dg.Config):
+    """Run config of `<model>/feature_drift`: when a column counts as drifted.
+
+    The methods are evidently's defaults (normed Wasserstein distance for numeric columns,
+    Jensen-Shannon distance for categorical ones and for numeric columns of at most 5 values,
+    when the reference has more than 1,000 rows). evidently's default threshold of 0.1 suits two
+    samples of the same kind; one day of flights is not one: its flights share that day's weather
+    and the same 7-day statistics, so on an ordinary day they sit half a standard deviation or more
+    from a reference spread over weeks. Hence a numeric threshold of one reference standard
+    deviation: ordinary days stay below it on most columns, a new season or new delays cross it.
+    """
+
+    numeric_threshold: float = Field(
+        default=DEFAULT_NUMERIC_THRESHOLD,
+        description="Drifted when the numeric test's score is at least this (Wasserstein: in "
+        "reference standard deviations).",
+    )
+    categorical_threshold: float = Field(
+        default=DEFAULT_CATEGORICAL_THRESHOLD,
+        description="Drifted when the categorical test's score (Jensen-Shannon distance) is at "
+        "least this.",
+    )
+
+    def threshold(self, column_type: str) -> float:
+        return self.numeric_threshold if column_type == NUMERIC else self.categorical_threshold
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One column of one day against the reference: evidently's test, its score and verdict, and
+    both distributions for the report.
+
+    A column with no value on either side (all missing) cannot be tested: its method is empty,
+    its score NaN, and it counts neither as drifted nor in the share.
+    """
+
+    column: str
+    column_type: str
+    method: str
+    threshold: float
+    score: float
+    drifted: bool
+    current_rows: int
+    reference_rows: int
+    distributions: tuple[dict[str, list], dict[str, list]] = field(repr=False)
+
+    @property
+    def tested(self) -> bool:
+        return bool(self.method)
+
+    def row(self) -> dict:
+        """The column's lake row, without the distributions."""
+        return {name: getattr(self, name) for name in DRIFT_COLUMNS if hasattr(self, name)}
+
+
+class Reference:
+    """A champion's reference sample, prepared once for every day compared with it: present
+    values in sorted order (the order of a sample changes no test's score, and sorted input halves
+    the cost of the Wasserstein distance), and the distinct values with their counts, for
+    evidently's choice of test and the report's histograms."""
+
+    def __init__(self, spec: ModelSpec, sample: pd.DataFrame):
+        self.types = column_types(spec)
+        self.values = {
+            c: pd.Series(np.sort(present(sample[c].to_numpy(), self.types[c])))
+            for c in spec.features
+        }
+        self.counts = {
+            c: np.unique(v.to_numpy(), return_counts=True) for c, v in self.values.items()
+        }
+
+
+def build_drift_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
+    """The drift assets of one model; every model in `assets.MODELS` gets them unchanged."""
+    features_key = dg.AssetKey([spec.name, "features"])
+    drift_key = dg.AssetKey([spec.name, "feature_drift"])
+    table = drift_key.to_user_string()
+
+    @dg.asset(
+        key=drift_key,
+        description=(
+            f"How far each day's {spec.name} features drifted from the reference sample of the "
+            "champion in force that day: evidently's per-column drift tests, the share of drifted "
+            "columns, and an HTML report per day beside the partition."
+        ),
+        group_name="monitoring",
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"evidently", "parquet"},
+        deps=[
+            features_key,
+            dg.AssetDep(
+                dg.AssetKey([spec.name, "model"]),
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-MODEL_LOOKBACK_DAYS,
+                    end_offset=0,
+                    allow_nonexistent_upstream_partitions=True,
+                ),
+            ),
+        ],
+    )
+    def feature_drift(
+        context: dg.AssetExecutionContext, config: DriftConfig, lake: Lake, registry: ModelRegistry
+    ) -> dg.MaterializeResult:
+        days = run_days(context)
+        champions = champions_in_force(registry, spec, days, table)
+        references = {
+            version: Reference(spec, registry.reference_sample(spec.name, version))
+            for version in sorted(set(champions.values()))
+        }
+        current = features_of(lake, spec, features_key.to_user_string(), days)
+        rows, reports, metadata = [], {}, {}
+        for day, (flights, today) in split_by_day(current, column_types(spec), days).items():
+            version = champions[day]
+            columns = compare(references[version], today, config)
+            rows += [{"flight_date": day, **c.row(), "champion_version": version} for c in columns]
+            report_key = f"{table}/date={day.isoformat()}/{REPORT_FILE}"
+            reports[report_key] = render_report(spec, day, version, flights, columns)
+            metadata[day] = day_metadata(columns, version, flights, lake.store.uri(report_key))
+        lake.write_partitions(table, drift_table(rows), "flight_date", days)
+        write_reports(lake, table, reports)
+        lake.refresh_warehouse()
+        for day, values in metadata.items():
+            context.add_asset_metadata(values, partition_key=day.isoformat())
+        return dg.MaterializeResult()
+
+    return [feature_drift]
+
+
+def champions_in_force(
+    registry: ModelRegistry, spec: ModelSpec, days: Sequence[date], asset: str
+) -> dict[date, str]:
+    """The champion version in force on each day, looked up as of that day; fails naming the days
+    that have none, as predictions do."""
+    history = registry.history(spec.name)
+    chosen = {day: promotions.champion_at(history, day) for day in days}
+    unserved = [day for day, entry in chosen.items() if entry is None]
+    if unserved:
+        since = min((e["effective_from"] for e in history), default="no day yet")
+        raise dg.Failure(
+            f"{asset}: no {spec.name} champion is in force on {describe_days(unserved)} (the "
+            f"first is in force from {since}), so there is no reference to compare with. "
+            f"Materialize {spec.name}/model for an earlier cutoff (a model becomes champion when "
+            "it passes the quality gate) or measure later days"
+        )
+    return {day: entry["version"] for day, entry in chosen.items()}
+
+
+def features_of(lake: Lake, spec: ModelSpec, table: str, days: list[date]) -> pd.DataFrame:
+    """The feature columns of `days`, with their date, in one query."""
+    con = duckdb.connect()
+    lake.register(con, "features", table, days)
+    columns = ", ".join(f'"{c}"' for c in spec.features)
+    frame = con.sql(f"SELECT flight_date, {columns} FROM features ORDER BY ALL").df()
+    frame["flight_date"] = frame["flight_date"].dt.date
+    return frame
+
+
+def split_by_day(
+    frame: pd.DataFrame, types: Mapping[str, str], days: Sequence[date]
+) -> dict[date, tuple[int, dict[str, pd.Series]]]:
+    """Each day's flight count and present values per column, from `frame` ordered by date."""
+    columns = {c: frame[c].to_numpy() for c in types}
+    bounds = np.searchsorted(frame["flight_date"].to_numpy(), [*days, days[-1] + ONE_DAY])
+    return {
+        day: (
+            int(end - start),
+            {c: pd.Series(present(v[start:end], types[c])) for c, v in columns.items()},
+        )
+        for day, start, end in zip(days, bounds[:-1], bounds[1:], strict=True)
+    }
+
+
+def compare(
+    reference: Reference, current: Mapping[str, pd.Series], config: DriftConfig
+) -> list[ColumnDrift]:
+    """evidently's drift test of every feature column of `current` against `reference`."""
+    return [
+        column_drift(column, reference, current[column], config.threshold(kind))
+        for column, kind in reference.types.items()
+    ]
+
+
+def column_drift(
+    column: str, reference: Reference, current: pd.Series, threshold: float
+) -> ColumnDrift:
+    """The test evidently's `DataDriftPreset` runs on one column, on the values both sides have
+    (missing and infinite values dropped, as evidently drops them)."""
+    from evidently.legacy.core import ColumnType
+
+    column_type, values = reference.types[column], reference.values[column]
+    distributions = histograms(column, reference, current)
+    if values.empty or current.empty:
+        return ColumnDrift(
+            column, column_type, "", math.nan, math.nan, False, len(current), len(values),
+            distributions,
+        )  # fmt: skip
+    kind = ColumnType.Numerical if column_type == NUMERIC else ColumnType.Categorical
+    distinct = len(reference.counts[column][0])
+    if distinct <= MANY_VALUES:  # only then can the current values change evidently's choice
+        distinct = len(np.union1d(reference.counts[column][0], current.unique()))
+    test = default_test(column_type, len(values), distinct)
+    result = test(values, current, kind, threshold)
+    return ColumnDrift(
+        column,
+        column_type,
+        test.display_name,
+        float(result.actual_threshold),
+        float(result.drift_score),
+        bool(result.drifted),
+        len(current),
+        len(values),
+        distributions,
+    )
+
+
+def default_test(column_type: str, reference_rows: int, distinct_values: int):
+    """The `StatTest` evidently chooses for a column when no method is set (the rule of
+    `evidently.legacy.calculations.stattests.registry._get_default_stattest`), decided from
+    counts known in advance instead of concatenating both samples for every column and day."""
+    from evidently.legacy.calculations import stattests
+
+    if reference_rows > 1000:
+        if column_type == NUMERIC and distinct_values > MANY_VALUES:
+            return stattests.wasserstein_stat_test
+        return stattests.jensenshannon_stat_test
+    if column_type == NUMERIC and distinct_values > MANY_VALUES:
+        return stattests.ks_stat_test
+    return stattests.chi_stat_test if distinct_values > 2 else stattests.z_stat_test
+
+
+def column_types(spec: ModelSpec) -> dict[str, str]:
+    """Every feature column, in the spec's order, with its kind."""
+    return {c: NUMERIC if c in spec.numeric_features else CATEGORICAL for c in spec.features}
+
+
+def present(values: np.ndarray, column_type: str) -> np.ndarray:
+    """The values a drift test reads, as evidently cleans them: no missing values, and numbers
+    as floats without infinities."""
+    if column_type == NUMERIC:
+        numbers = pd.to_numeric(values, errors="raise").astype(float)
+        return numbers[np.isfinite(numbers)]
+    return values[pd.notna(values)]
+
+
+def drift_share(columns: Sequence[ColumnDrift]) -> float:
+    """Share of the tested columns that drifted; NaN when no column could be tested."""
+    tested = [c for c in columns if c.tested]
+    return sum(c.drifted for c in tested) / len(tested) if tested else math.nan
+
+
+def drift_table(rows: list[dict]) -> pd.DataFrame:
+    """The lake rows of a run: one per day and feature column."""
+    table = pd.DataFrame(rows, columns=DRIFT_COLUMNS)
+    return table.astype(
+        {
+            "flight_date": "date32[pyarrow]",
+            "column": "string",
+            "column_type": "string",
+            "method": "string",
+            "threshold": "float64",
+            "score": "float64",
+            "drifted": "bool",
+            "current_rows": "int64",
+            "reference_rows": "int64",
+            "champion_version": "string",
+        }
+    )
+
+
+def day_metadata(
+    columns: Sequence[ColumnDrift], version: str, flights: int, report: str
+) -> dict[str, dg.MetadataValue]:
+    """One day's drift as plottable numbers, the per-column table, and where its report is."""
+    drifted = [c.column for c in columns if c.drifted]
+    lines = [
+        "| column | type | method | score | threshold | drifted |",
+        "|:--|:--|:--|--:|--:|:--|",
+        *(
+            f"| {c.column} | {c.column_type} | {c.method or 'not tested: no values'} | "
+            f"{c.score:.4f} | {c.threshold:g} | {'yes' if c.drifted else 'no'} |"
+            for c in sorted(columns, key=lambda c: not c.drifted)  # drifted first, stable order
+        ),
+    ]
+    return {
+        DRIFT_SHARE: dg.MetadataValue.float(drift_share(columns)),
+        DRIFTED_COLUMNS: dg.MetadataValue.int(len(drifted)),
+        COLUMNS_TESTED: dg.MetadataValue.int(sum(c.tested for c in columns)),
+        "drifted": dg.MetadataValue.text(", ".join(drifted) or "none"),
+        CHAMPION_VERSION: dg.MetadataValue.text(version),
+        "current_rows": dg.MetadataValue.int(flights),
+        "reference_rows": dg.MetadataValue.int(max((c.reference_rows for c in columns), default=0)),
+        "dagster/row_count": dg.MetadataValue.int(len(columns)),
+        "by_column": dg.MetadataValue.md("\n".join(lines)),
+        REPORT: dg.MetadataValue.path(report),
+    }
+
+
+# --- The HTML report --------------------------------------------------------------------------
+
+
+def render_report(
+    spec: ModelSpec, day: date, version: str, flights: int, columns: Sequence[ColumnDrift]
+) -> bytes:
+    """evidently's data-drift summary of one day as a page: counters, then the per-column table
+    with both distributions and, per row, the two histograms side by side."""
+    from evidently.legacy.model.dashboard import DashboardInfo
+    from evidently.legacy.options.color_scheme import ColorOptions
+    from evidently.legacy.renderers import html_widgets as w
+    from evidently.legacy.utils.dashboard import TemplateParams, file_html_template
+
+    colors = ColorOptions()  # evidently's palette: reference grey, current red
+    share = drift_share(columns)
+    drifted = sum(c.drifted for c in columns)
+    tested = sum(c.tested for c in columns)
+    rows = []
+    for c in sorted(columns, key=lambda c: (not c.drifted, -_sortable(c.score))):
+        ref_hist, cur_hist = c.distributions
+        bars = _bars(ref_hist, cur_hist, colors)
+        details = w.plotly_data(title="", data=bars, layout=_bar_layout(c))
+        details.id = f"distribution-{c.column}"  # stable ids: the same day renders the same page
+        rows.append(
+            w.RichTableDataRow(
+                fields={
+                    "column_name": c.column,
+                    "column_type": c.column_type,
+                    "reference_distribution": ref_hist,
+                    "current_distribution": cur_hist,
+                    "data_drift": "Detected" if c.drifted else "Not Detected",
+                    "stattest_name": c.method or "not tested: no values",
+                    "drift_score": None if math.isnan(c.score) else round(c.score, 6),
+                },
+                details=w.RowDetails().with_part("DATA DISTRIBUTION", info=details),
+            )
+        )
+    histogram, sparkline = (
+        w.ColumnType.HISTOGRAM,
+        {"xField": "x", "yField": "y", "color": colors.primary_color},
+    )
+    table = w.rich_table_data(
+        title=f"Drift is detected for {_percent(share)} of columns ({drifted} out of {tested}).",
+        rows_per_page=len(rows),
+        columns=[
+            w.ColumnDefinition("Column", "column_name"),
+            w.ColumnDefinition("Type", "column_type"),
+            w.ColumnDefinition(
+                "Reference Distribution", "reference_distribution", histogram, options=sparkline
+            ),
+            w.ColumnDefinition(
+                "Current Distribution", "current_distribution", histogram, options=sparkline
+            ),
+            w.ColumnDefinition("Data Drift", "data_drift"),
+            w.ColumnDefinition("Stat Test", "stattest_name"),
+            w.ColumnDefinition("Drift Score", "drift_score"),
+        ],
+        data=rows,
+    )
+    widgets = [
+        w.header_text(label=f"{spec.name} feature drift on {day.isoformat()}"),
+        w.counter(
+            counters=[
+                w.CounterData("Share of drifted columns", _percent(share)),
+                w.CounterData("Drifted columns", f"{drifted} of {tested}"),
+                w.CounterData("Current rows (flights of the day)", str(flights)),
+                w.CounterData(
+                    "Reference rows (sample of the fitting days)",
+                    str(max((c.reference_rows for c in columns), default=0)),
+                ),
+                w.CounterData("Champion compared against", version),
+            ]
+        ),
+        table,
+    ]
+    for i, widget in enumerate(widgets):
+        widget.id = f"widget-{i}"
+    graphs = {g.id: g.dict() for widget in widgets for g in widget.get_additional_graphs()}
+    table.additionalGraphs = []  # passed once, as `graphs`, rather than serialized twice
+    scripts = f"../{REPORT_ASSETS}"
+    page = file_html_template(
+        TemplateParams(
+            dashboard_id=f"drift_{day.strftime('%Y%m%d')}",
+            dashboard_info=DashboardInfo(name=f"{spec.name} feature drift", widgets=widgets),
+            additional_graphs=graphs,
+            embed_font=False,
+            embed_lib=False,
+            font_file=f"{scripts}/{REPORT_FONT}",
+            include_js_files=[f"{scripts}/{_report_script()}"],
+        )
+    )
+    return page.encode()
+
+
+def histograms(
+    column: str, reference: Reference, current: pd.Series
+) -> tuple[dict[str, list], dict[str, list]]:
+    """Percent of the present values per bin (numeric: the same bins for both) or category."""
+    if reference.types[column] == NUMERIC:
+        ref, cur = reference.values[column].to_numpy(), np.sort(current.to_numpy())
+        ends = [a[i] for a in (ref, cur) if len(a) for i in (0, -1)]
+        edges = np.histogram_bin_edges(ends or [0.0], bins=HISTOGRAM_BINS)
+        x = np.round(edges[:-1], 4).tolist()
+        return {"x": x, "y": _bin_percents(ref, edges)}, {"x": x, "y": _bin_percents(cur, edges)}
+    ref_values, ref_counts = reference.counts[column]
+    cur_values, cur_counts = np.unique(current.to_numpy(), return_counts=True)
+    categories = sorted(set(ref_values) | set(cur_values), key=str)
+    ref_by = dict(zip(ref_values, ref_counts, strict=True))
+    cur_by = dict(zip(cur_values, cur_counts, strict=True))
+    x = [str(c) for c in categories]
+    return (
+        {"x": x, "y": _percents(np.array([ref_by.get(c, 0) for c in categories]))},
+        {"x": x, "y": _percents(np.array([cur_by.get(c, 0) for c in categories]))},
+    )
+
+
+def _bin_percents(ordered: np.ndarray, edges: np.ndarray) -> list[float]:
+    """np.histogram's counts (the last bin closed) of sorted values, by binary search."""
+    cuts = np.searchsorted(ordered, edges, side="left")
+    cuts[-1] = len(ordered)
+    return _percents(np.diff(cuts))
+
+
+def _percents(counts: np.ndarray) -> list[float]:
+    total = counts.sum()
+    return np.round(counts / total * 100, 3).tolist() if total else [0.0] * len(counts)
+
+
+def _bars(reference: dict, current: dict, colors) -> list[dict]:
+    """Plotly traces as plain data: the page draws them, no figure object is built here."""
+    return [
+        {
+            "type": "bar",
+            "name": name,
+            "x": values["x"],
+            "y": values["y"],
+            "marker": {"color": color},
+        }
+        for name, values, color in (
+            ("reference", reference, colors.get_reference_data_color()),
+            ("current", current, colors.get_current_data_color()),
+        )
+    ]
+
+
+def _bar_layout(column: ColumnDrift) -> dict:
+    return {
+        "barmode": "group",
+        "xaxis": {"title": {"text": column.column}},
+        "yaxis": {"title": {"text": "Percent"}},
+        "legend": {"orientation": "h", "y": 1.1},
+    }
+
+
+def _sortable(score: float) -> float:
+    return -1.0 if math.isnan(score) else score
+
+
+def _percent(share: float) -> str:
+    return "n/a" if math.isnan(share) else f"{share * 100:.1f}%"
+
+
+def _report_script() -> str:
+    """Named by evidently's version, so an upgrade writes its script beside the old one and older
+    reports keep the script they were made with."""
+    import evidently
+
+    return f"evidently-{evidently.__version__}.js"
+
+
+@cache
+def _report_assets() -> dict[str, bytes]:
+    """evidently's page script and icon font, as shipped with evidently."""
+    from pathlib import Path
+
+    from evidently.legacy.utils.dashboard import STATIC_PATH
+
+    static = Path(STATIC_PATH)
+    return {
+        _report_script(): (static / "index.js").read_bytes(),
+        REPORT_FONT: (static / REPORT_FONT).read_bytes(),
+    }
+
+
+def write_reports(lake: Lake, table: str, reports: dict[str, bytes]) -> None:
+    """The day reports, and evidently's script and font once per table."""
+    store = lake.store
+    assets = {f"{table}/{REPORT_ASSETS}/{name}": data for name, data in _report_assets().items()}
+    missing = {key: content for key, content in assets.items() if not store.exists(key)}
+    store.put_many(missing | reports)

@@ -1,0 +1,283 @@
+"""The drift and quality sensors request one retrain for the right day, and only when they should.
+
+The drift story runs the real assets on a synthetic source whose delays change from DRIFT_START:
+the 7-day delay statistics among the features move, so the drift share rises a few days later.
+The quality rules are checked on materializations reported with chosen metadata, so that each
+rule (floor, margin, champion's days, cooldown) is exercised exactly.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import dagster as dg
+import pytest
+from conftest import QUIET, SYNTHETIC_FLIGHTS_PER_DAY, Platform, make_lake
+from dagster._core.test_utils import create_run_for_test
+
+from assets import defs as asset_defs
+from assets.partitions import days_between
+from assets.quality_gate import QUALITY_GATE
+from resources.synthetic import SyntheticFlightSource
+from sensors import defs as sensor_defs
+from sensors.replay import TRIGGER_TAG
+from sensors.retrain import (
+    REASON_TAG,
+    RetrainSettings,
+    drift_sensor_name,
+    drift_tick,
+    quality_sensor_name,
+    quality_tick,
+)
+
+MODEL = "flight_delay"
+MODEL_KEY = dg.AssetKey([MODEL, "model"])
+DRIFT_START = "2013-03-08"
+CALM_LAST, DRIFTED_LAST = "2013-03-07", "2013-03-18"
+RETRAIN_DAY = "2013-03-19"  # the day after the last drifted day judged
+EARLIER_RETRAIN = "2013-03-12"
+JUDGED = days_between(date(2013, 3, 1), date.fromisoformat(DRIFTED_LAST))
+DEFAULTS = RetrainSettings()
+
+
+@dataclass
+class DriftStory:
+    platform: Platform
+    calm: dg.SkipReason
+    drifted: dg.SensorResult
+    in_flight: dg.SkipReason
+    cooled: dg.SkipReason
+    quality: dg.SensorResult | dg.SkipReason
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory) -> Iterator[DriftStory]:
+    """Real partitions: calm days, then drifted ones; the sensor ticked after each step."""
+    source = SyntheticFlightSource(
+        seed=7, flights_per_day=SYNTHETIC_FLIGHTS_PER_DAY, drift_start=DRIFT_START
+    )
+    with dg.instance_for_test() as instance:
+        platform = Platform(instance, source, make_lake(tmp_path_factory.mktemp("retrain")))
+        platform.materialize(["raw_planes"])
+        platform.materialize(
+            ["raw_flights", "raw_weather", "flight_outcomes"], "2013-01-01", DRIFTED_LAST
+        )
+        platform.materialize([f"{MODEL}/features"], "2013-01-01", DRIFTED_LAST)
+        platform.materialize([f"{MODEL}/model"], "2013-03-01")
+        platform.materialize([f"{MODEL}/feature_drift"], "2013-03-01", CALM_LAST)
+        calm = drift_tick(instance, MODEL, DEFAULTS)
+
+        platform.materialize([f"{MODEL}/feature_drift"], DRIFT_START, DRIFTED_LAST)
+        drifted = drift_tick(instance, MODEL, DEFAULTS)
+
+        # The daemon launches the request; until that run ends, the same decision is not repeated.
+        [request] = drifted.run_requests
+        run = create_run_for_test(
+            instance,
+            job_name="__ASSET_JOB",
+            asset_selection=frozenset({MODEL_KEY}),
+            tags={**request.tags, "dagster/partition": request.partition_key},
+            status=dg.DagsterRunStatus.STARTED,
+        )
+        in_flight = drift_tick(instance, MODEL, DEFAULTS)
+        instance.delete_run(run.run_id)
+
+        # A retrain a week before the drifted days end (whether or not its gate passes, the
+        # version is materialized): drift persists, but that retrain is too recent.
+        dg.materialize(
+            list(asset_defs.assets),
+            selection=[f"{MODEL}/model"],
+            instance=instance,
+            resources=platform.resources,
+            partition_key=EARLIER_RETRAIN,
+            run_config=QUIET,
+            raise_on_error=False,
+        )
+        assert EARLIER_RETRAIN in instance.get_materialized_partitions(MODEL_KEY)
+        cooled = drift_tick(instance, MODEL, DEFAULTS)
+
+        platform.materialize([f"{MODEL}/predictions"], "2013-03-01", DRIFTED_LAST)
+        platform.materialize([f"{MODEL}/prediction_quality"], "2013-03-01", DRIFTED_LAST)
+        quality = quality_tick(instance, MODEL, RetrainSettings(cooldown_days=0))
+        yield DriftStory(platform, calm, drifted, in_flight, cooled, quality)
+
+
+def test_without_drift_the_drift_sensor_requests_nothing(story):
+    assert isinstance(story.calm, dg.SkipReason)
+    assert f"not above {DEFAULTS.drift_threshold}" in story.calm.skip_message
+
+
+def test_persistent_drift_requests_one_retrain_for_the_next_day(story):
+    [request] = story.drifted.run_requests
+    assert request.partition_key == RETRAIN_DAY
+    assert request.asset_selection == [MODEL_KEY]
+    assert request.asset_check_keys == [dg.AssetCheckKey(MODEL_KEY, QUALITY_GATE)]
+    assert request.run_key == f"drift:{MODEL}:{RETRAIN_DAY}"
+    assert request.tags[TRIGGER_TAG] == "drift"
+    last_days = [
+        (date.fromisoformat(DRIFTED_LAST) - timedelta(days=i)).isoformat() for i in range(3)
+    ]
+    assert all(day in request.tags[REASON_TAG] for day in last_days)
+
+
+def test_the_drift_shares_the_sensor_judged_are_those_of_the_drift_partitions(story):
+    rows = story.platform.lake.read(f"{MODEL}/feature_drift", JUDGED)
+    tested = rows[rows["method"].notna() & (rows["method"] != "")]
+    shares = tested.groupby(tested["flight_date"].dt.date.astype(str))["drifted"].mean()
+    assert (shares[-DEFAULTS.drift_days :] > DEFAULTS.drift_threshold).all()
+    for day, share in shares[-DEFAULTS.drift_days :].items():
+        assert f"{day}: {share:.2f}" in story.drifted.run_requests[0].tags[REASON_TAG]
+
+
+def test_a_retrain_in_flight_is_not_requested_again(story):
+    assert isinstance(story.in_flight, dg.SkipReason)
+    assert f"cutoff is {RETRAIN_DAY}" in story.in_flight.skip_message
+
+
+def test_within_the_cooldown_no_retrain_is_requested(story):
+    assert isinstance(story.cooled, dg.SkipReason)
+    message = story.cooled.skip_message
+    assert f"cutoff is {EARLIER_RETRAIN}" in message
+    next_allowed = date.fromisoformat(EARLIER_RETRAIN) + timedelta(days=DEFAULTS.cooldown_days)
+    assert next_allowed.isoformat() in message
+
+
+def test_the_quality_sensor_reads_the_rolling_auc_of_the_champions_days(story):
+    quality = story.platform.lake.read(f"{MODEL}/prediction_quality", JUDGED)
+    quality["day"] = quality["flight_date"].dt.date
+    latest = quality["day"].max()
+    champion = quality.loc[quality["day"] == latest, "model_version"].item()
+    window = quality[quality["day"] > latest - timedelta(days=DEFAULTS.quality_days)]
+    if (window["model_version"] == champion).all():
+        expected = f"mean daily AUC {window['auc'].mean():.4f}"
+    else:  # the second champion has not served a whole window yet
+        expected = f"champion {champion} has served"
+    message = (
+        story.quality.skip_message
+        if isinstance(story.quality, dg.SkipReason)
+        else story.quality.run_requests[0].tags[REASON_TAG]
+    )
+    assert expected in message
+
+
+# --- The quality rules, on reported materializations ------------------------------------------
+
+VERSION = "2013-05-01.0123456789"
+NEWER = "2013-05-10.abcdef0123"
+
+
+def report_model(instance: dg.DagsterInstance, version: str, holdout_auc: float) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            MODEL_KEY,
+            partition=version[:10],
+            metadata={"version": version, "holdout_auc": holdout_auc},
+        )
+    )
+
+
+def report_quality(instance: dg.DagsterInstance, aucs: dict[str, float], version: str) -> None:
+    for day, auc in aucs.items():
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                dg.AssetKey([MODEL, "prediction_quality"]),
+                partition=day,
+                metadata={"auc": auc, "model_versions": version},
+            )
+        )
+
+
+def days_from(first: str, count: int) -> list[str]:
+    start = date.fromisoformat(first)
+    return [(start + timedelta(days=i)).isoformat() for i in range(count)]
+
+
+def test_healthy_quality_requests_nothing(instance):
+    report_model(instance, VERSION, 0.74)
+    report_quality(instance, dict.fromkeys(days_from("2013-05-01", 20), 0.73), VERSION)
+
+    result = quality_tick(instance, MODEL, DEFAULTS)
+    assert isinstance(result, dg.SkipReason)
+    assert "healthy" in result.skip_message
+
+
+def test_rolling_auc_below_the_floor_requests_a_retrain(instance):
+    report_model(instance, VERSION, 0.74)
+    days = days_from("2013-05-01", 20)
+    aucs = {day: 0.72 for day in days[:13]} | {day: 0.55 for day in days[13:]}
+    report_quality(instance, aucs, VERSION)
+
+    [request] = quality_tick(instance, MODEL, DEFAULTS).run_requests
+    assert request.partition_key == "2013-05-21"
+    assert request.tags[TRIGGER_TAG] == "quality"
+    assert request.asset_check_keys == [dg.AssetCheckKey(MODEL_KEY, QUALITY_GATE)]
+    assert f"below the floor {DEFAULTS.auc_floor}" in request.tags[REASON_TAG]
+
+
+def test_rolling_auc_far_below_the_champions_holdout_auc_requests_a_retrain(instance):
+    report_model(instance, VERSION, 0.80)
+    report_quality(instance, dict.fromkeys(days_from("2013-05-01", 20), 0.70), VERSION)
+
+    [request] = quality_tick(instance, MODEL, DEFAULTS).run_requests
+    assert "more than 0.05 below the holdout AUC" in request.tags[REASON_TAG]
+    assert "holdout AUC 0.8000" in request.tags[REASON_TAG]
+
+    report_model(instance, VERSION, 0.74)  # a newer record of the same version: within margin
+    assert isinstance(quality_tick(instance, MODEL, DEFAULTS), dg.SkipReason)
+
+
+def test_quality_waits_for_a_whole_window_served_by_the_current_champion(instance):
+    report_model(instance, VERSION, 0.74)
+    report_model(instance, NEWER, 0.74)
+    report_quality(instance, dict.fromkeys(days_from("2013-05-01", 10), 0.72), VERSION)
+    report_quality(instance, dict.fromkeys(days_from("2013-05-11", 3), 0.50), NEWER)
+
+    result = quality_tick(instance, MODEL, RetrainSettings(cooldown_days=0))
+    assert isinstance(result, dg.SkipReason)
+    assert f"champion {NEWER} has served 3 of the last 7" in result.skip_message
+
+
+def test_decayed_quality_within_the_cooldown_requests_nothing(instance):
+    report_model(instance, VERSION, 0.74)
+    report_quality(instance, dict.fromkeys(days_from("2013-05-01", 9), 0.50), VERSION)
+
+    result = quality_tick(instance, MODEL, DEFAULTS)  # next cutoff 05-10, 9 days after 05-01
+    assert isinstance(result, dg.SkipReason)
+    assert "below the floor" in result.skip_message and "cooldown" in result.skip_message
+
+
+# --- Definitions and settings -----------------------------------------------------------------
+
+
+def test_both_sensors_are_on_by_default_and_target_the_model_with_its_gate():
+    sensors = {sensor.name: sensor for sensor in sensor_defs.sensors}
+    for name in (drift_sensor_name(MODEL), quality_sensor_name(MODEL)):
+        sensor = sensors[name]
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+        assert sensor.minimum_interval_seconds == DEFAULTS.tick_seconds
+        assert sensor.job.selection.resolve(list(asset_defs.assets)) == {MODEL_KEY}
+
+
+def test_a_sensor_evaluated_by_dagster_gives_the_ticks_decision(instance):
+    report_model(instance, VERSION, 0.74)
+    report_quality(instance, dict.fromkeys(days_from("2013-05-01", 20), 0.50), VERSION)
+    sensor = next(s for s in sensor_defs.sensors if s.name == quality_sensor_name(MODEL))
+
+    result = sensor(dg.build_sensor_context(instance=instance))
+    assert [r.partition_key for r in result.run_requests] == ["2013-05-21"]
+
+
+def test_settings_come_from_the_environment_and_bad_values_name_the_variable():
+    settings = RetrainSettings.from_env(
+        {
+            "PLATFORM_DRIFT_THRESHOLD": "0.4",
+            "PLATFORM_DRIFT_DAYS": "5",
+            "PLATFORM_QUALITY_AUC_FLOOR": "",
+        }
+    )
+    assert (settings.drift_threshold, settings.drift_days) == (0.4, 5)
+    assert settings.auc_floor == DEFAULTS.auc_floor
+    with pytest.raises(ValueError, match="PLATFORM_RETRAIN_COOLDOWN_DAYS='-1'"):
+        RetrainSettings.from_env({"PLATFORM_RETRAIN_COOLDOWN_DAYS": "-1"})
+    with pytest.raises(ValueError, match="PLATFORM_DRIFT_THRESHOLD='lots'"):
+        RetrainSettings.from_env({"PLATFORM_DRIFT_THRESHOLD": "lots"})
