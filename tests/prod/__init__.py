@@ -1,0 +1,1 @@
+"""The production profile against real servers: an S3-compatible store and PostgreSQL."""

@@ -1,0 +1,186 @@
+"""Throwaway servers for the production-profile tests: an S3-compatible store and PostgreSQL.
+
+Both are real servers on 127.0.0.1 and free ports: moto's standalone S3 server (from the dev
+dependencies) and a PostgreSQL cluster created with `initdb` in a temporary folder. PostgreSQL is
+installed with apt (tests/prod/install_postgres.sh) when its binaries are missing. `initdb`
+refuses to run as root, so as root the cluster belongs to the `postgres` user (or `nobody`).
+"""
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+INSTALL_POSTGRES = HERE / "install_postgres.sh"
+STARTUP_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class S3Server:
+    endpoint_url: str
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_s3_server(log_dir: Path) -> S3Server:
+    """moto's S3-compatible server, answering on a free port when this returns."""
+    script = Path(sys.executable).with_name("moto_server")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "moto.server"]
+    port = free_port()
+    log = open(log_dir / "moto.log", "wb")  # noqa: SIM115 - kept open for the server's lifetime
+    process = subprocess.Popen(
+        [*command, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto_server exited with {process.returncode}; see {log.name}")
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).close()
+            return S3Server(endpoint, process)
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"moto_server did not answer on {endpoint} within {STARTUP_SECONDS}s")
+
+
+def postgres_bindir() -> Path:
+    """The folder of initdb and pg_ctl, installing PostgreSQL when there is none."""
+    for attempt in range(2):
+        on_path = shutil.which("initdb")
+        if on_path:
+            return Path(on_path).resolve().parent
+        versions = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
+        )
+        if versions:
+            return versions[-1].parent
+        if attempt == 0:
+            subprocess.run(["bash", str(INSTALL_POSTGRES)], check=True)
+    raise RuntimeError(
+        f"{INSTALL_POSTGRES} ran, yet no initdb is on PATH or in /usr/lib/postgresql"
+    )
+
+
+@dataclass
+class PostgresCluster:
+    host: str
+    port: int
+    username: str
+    password: str
+    database: str
+    folder: Path
+    bindir: Path
+    owner: str | None
+
+    def _run(self, *command: str) -> None:
+        prefix = ["runuser", "-u", self.owner, "--"] if self.owner else []
+        result = subprocess.run(
+            [*prefix, *command], capture_output=True, text=True, timeout=STARTUP_SECONDS
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+
+    def stop(self) -> None:
+        try:
+            self._run(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.folder / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            )
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start_postgres(database: str = "dagster") -> PostgresCluster:
+    """A new cluster with password authentication, and an empty `database`, on a free port."""
+    bindir = postgres_bindir()
+    owner = None
+    if os.geteuid() == 0:
+        owner = next(name for name in ("postgres", "nobody") if _user_exists(name))
+    # Not under pytest's tmp_path: its folders are private to root, and the cluster's owner
+    # must be able to enter this one.
+    folder = Path(tempfile.mkdtemp(prefix="flightdesk-pg-"))
+    password = "flightdesk-test"
+    (folder / "pwfile").write_text(password)
+    if owner:
+        user = pwd.getpwnam(owner)
+        for path in (folder, folder / "pwfile"):
+            os.chown(path, user.pw_uid, user.pw_gid)
+    cluster = PostgresCluster(
+        "127.0.0.1", free_port(), "dagster", password, database, folder, bindir, owner
+    )
+    cluster._run(
+        str(bindir / "initdb"),
+        "-D", str(folder / "data"),
+        "-U", cluster.username,
+        f"--pwfile={folder / 'pwfile'}",
+        "--auth=scram-sha-256",
+        "--encoding=UTF8",
+        "--no-sync",
+    )  # fmt: skip
+    options = f"-p {cluster.port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    cluster._run(
+        str(bindir / "pg_ctl"),
+        "-D", str(folder / "data"),
+        "-o", options,
+        "-l", str(folder / "server.log"),
+        "-w",
+        "-t", str(STARTUP_SECONDS),
+        "start",
+    )  # fmt: skip
+    _create_database(cluster)
+    return cluster
+
+
+def _create_database(cluster: PostgresCluster) -> None:
+    import psycopg2
+
+    connection = psycopg2.connect(
+        host=cluster.host,
+        port=cluster.port,
+        user=cluster.username,
+        password=cluster.password,
+        dbname="postgres",
+    )
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{cluster.database}"')
+    finally:
+        connection.close()
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
