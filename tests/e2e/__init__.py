@@ -1,0 +1,1 @@
+"""End-to-end tests: the Dagster UI in headless Chromium against a real `dagster dev`."""

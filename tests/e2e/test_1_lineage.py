@@ -1,0 +1,79 @@
+"""Journey 1: a new user browses the lineage and opens the predictions of the first model."""
+
+import re
+from datetime import date
+
+from playwright.sync_api import Page, expect
+
+from e2e.browser import expand_all_groups, filter_asset_graph, metadata_value, screenshot
+from e2e.facts import lake_days, lake_query, materializations, materialized_partition_count
+from e2e.server import MODEL, DagsterDev
+from resources.registry import ModelRegistry
+
+PREDICTIONS = f"{MODEL}/predictions"
+# Node labels of the global graph (a node shows the last part of its key), every asset of the
+# location: the first model's chain, its monitoring, and the ingestion it reads.
+EVERY_NODE = [
+    "raw_flights",
+    "raw_weather",
+    "raw_planes",
+    "flight_outcomes",
+    "features",
+    "model",
+    "predictions",
+    "feature_drift",
+    "prediction_quality",
+]
+CHAIN = ["raw_flights", "features", "model", "predictions"]
+
+
+def test_lineage_graph_and_latest_predictions(page: Page, dagster_dev: DagsterDev) -> None:
+    page.goto("/")
+    page.get_by_role("link", name=re.compile(r"Lineage$")).click()
+    expect(page.get_by_text("Global asset lineage")).to_be_visible()
+    expand_all_groups(page)
+    graph = page.locator("svg foreignObject")
+    for label in EVERY_NODE:
+        expect(graph.get_by_text(label, exact=True).first).to_be_visible()
+    expect(graph.get_by_text("monitoring", exact=True)).to_be_visible()
+    screenshot(page, "1-lineage-graph")
+
+    # Every path from raw_flights to the predictions: exactly the chain through features and the
+    # model, so each of its edges exists and nothing else lies between them.
+    filter_asset_graph(page, f'key:"raw_flights"+ and +key:"{PREDICTIONS}"')
+    for label in ["raw_weather", "flight_outcomes", "prediction_quality", "feature_drift"]:
+        expect(graph.get_by_text(label, exact=True)).to_have_count(0)
+    for label in CHAIN:
+        expect(graph.get_by_text(label, exact=True).first).to_be_visible()
+
+    # The predictions node leads to the asset's page, and its partitions.
+    graph.get_by_text("predictions", exact=True).click()
+    expect(page.get_by_text(f"{MODEL} / predictions", exact=True)).to_be_visible()
+    page.get_by_role("link", name="View in Asset Catalog").click()
+    expect(page).to_have_url(re.compile(rf"/assets/{PREDICTIONS}"))
+    page.get_by_role("tab", name="Partitions").click()
+    scored_days = lake_days(dagster_dev, PREDICTIONS)
+    assert materialized_partition_count(dagster_dev, PREDICTIONS) == len(scored_days)
+    expect(page.get_by_text(f"Materialized ({len(scored_days)})")).to_be_visible()
+
+    # Its latest materialization: the row count and model version shown are those in the lake.
+    latest = materializations(dagster_dev, PREDICTIONS, limit=1)[0]
+    page.get_by_placeholder("Filter by name").fill(latest["partition"])
+    page.get_by_text(latest["partition"], exact=True).filter(visible=True).click()
+    expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
+    first_day, last_day = metadata_value(page, "first_day"), metadata_value(page, "last_day")
+    run_days = [d for d in scored_days if first_day <= d <= last_day]
+    assert latest["partition"] in run_days
+    [(rows, versions)] = lake_query(
+        dagster_dev,
+        PREDICTIONS,
+        run_days,
+        "SELECT count(*), string_agg(DISTINCT model_version, ', ' ORDER BY model_version) FROM t",
+    )
+    assert metadata_value(page, "dagster/row_count") == str(rows)
+    assert metadata_value(page, "model_versions") == versions
+    champion = ModelRegistry(lake=dagster_dev.lake).champion_at(
+        MODEL, date.fromisoformat(latest["partition"])
+    )
+    assert champion["version"] in versions.split(", ")
+    screenshot(page, "1-lineage-predictions")
