@@ -1,13 +1,15 @@
 """Raw tables copied from the flight source into the lake through the contract.
 
-Each run reads its whole range of days from the source at once, splits the rows by the contract
-(`resources.contract`) and writes one file per day: rows that meet it to the raw table, the others
+Each run reads its range of days from the source a month at a time (a landing zone's files all
+at once), splits the rows by the contract (`resources.contract`) and writes one file per day: rows that meet it to the raw table, the others
 to its quarantine table `<table>_rejected` with file, row number and reasons. A blocking check
 reports the share of rejected rows and stops downstream assets when a day exceeds the limit.
 A file that cannot be read, or has not arrived, fails the run before anything is written.
 """
 
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 
 import dagster as dg
@@ -17,7 +19,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from assets.metadata import preview_metadata, preview_on_newest_day, table_metadata
-from assets.partitions import daily_partitions, run_days
+from assets.partitions import chunked, daily_partitions, run_days
 from resources import contract
 from resources.contract import TableContract, Validation
 from resources.lake import Lake, describe_days
@@ -75,28 +77,80 @@ def raw_asset(rules: TableContract, fetch: Fetch, description: str) -> dg.Assets
         lake: Lake,
     ) -> dg.MaterializeResult:
         days = run_days(context) if daily else None
-        first, last = (days[0], days[-1]) if days else (None, None)
-        landed = deliver(source, rules, fetch, first, last)
-        checked = contract.validate(landed.rows, rules)
-        quarantine(lake, rules, checked.rejected, days)
+        intake = Intake()
         if days is None:
+            landed, checked = ingest(source, rules, fetch, None, None)
+            intake.add(rules, landed, checked)
+            quarantine(lake, rules, checked.rejected, None)
             lake.write_table(rules.table, checked.good)
             metadata = {"dagster/row_count": dg.MetadataValue.int(checked.good.num_rows)}
             metadata |= preview_metadata(checked.good)
         else:
-            rows = lake.write_partitions(rules.table, checked.good, rules.day_column, days)
+            rows: dict[date, int] = {}
+            for chunk in delivery_chunks(source, days):
+                landed, checked = ingest(source, rules, fetch, chunk[0], chunk[-1])
+                intake.add(rules, landed, checked)
+                quarantine(lake, rules, checked.rejected, chunk)
+                written = lake.write_partitions(rules.table, checked.good, rules.day_column, chunk)
+                rows |= written
             metadata = table_metadata(rows)
-            preview_on_newest_day(context, checked.good, rows)
+            preview_on_newest_day(context, checked.good, written)
         lake.refresh_warehouse()
-        result = reject_ratio_result(rules, checked, days, config.max_reject_ratio)
-        if checked.rejected.num_rows:
+        result = reject_ratio_result(rules, intake, days, config.max_reject_ratio)
+        if intake.rejected_rows:
             context.log.warning(result.description)
         return dg.MaterializeResult(
-            metadata=metadata | delivery_metadata(rules, landed, checked),
+            metadata=metadata | delivery_metadata(rules, intake),
             check_results=[result],
         )
 
     return _raw
+
+
+def delivery_chunks(source: FlightSource, days: list[date]) -> list[list[date]]:
+    """The pieces a range is ingested in: a month at a time from a generated source, to bound
+    memory at any volume (a day's rows do not depend on the cut); at once from a landing zone,
+    whose files are all read and checked before anything is written, so an unreadable file
+    leaves the lake unchanged."""
+    if isinstance(source, EnvironmentSource):
+        source = source.current()
+    return [days] if isinstance(source, LandingFlightSource) else chunked(days)
+
+
+def ingest(
+    source: FlightSource, rules: TableContract, fetch: Fetch, first: date | None, last: date | None
+) -> tuple[Landed, Validation]:
+    """The delivery of first..last, split by the contract."""
+    landed = deliver(source, rules, fetch, first, last)
+    return landed, contract.validate(landed.rows, rules)
+
+
+@dataclass
+class Intake:
+    """What the pieces of one run delivered and rejected, for its check and metadata."""
+
+    delivered: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)
+    rejected_rows: int = 0
+    rejected_preview: list[pa.Table] = field(default_factory=list)
+    files_read: int = 0
+    ignored_columns: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, rules: TableContract, landed: Landed, checked: Validation) -> None:
+        """Count one piece in."""
+        delivered, rejected = checked.rejected_per_day(rules.day_column)
+        self.delivered += delivered
+        self.rejected += rejected
+        self.rejected_rows += checked.rejected.num_rows
+        shown = sum(t.num_rows for t in self.rejected_preview)
+        if shown < REJECTS_SHOWN and checked.rejected.num_rows:
+            self.rejected_preview.append(
+                checked.rejected.select(
+                    [contract.SOURCE_FILE, contract.SOURCE_ROW, contract.REASON]
+                ).slice(0, REJECTS_SHOWN - shown)
+            )
+        self.files_read += len(landed.files)
+        self.ignored_columns |= landed.ignored_columns
 
 
 def deliver(
@@ -162,10 +216,10 @@ def quarantine(
 
 
 def reject_ratio_result(
-    rules: TableContract, checked: Validation, days: list[date] | None, limit: float
+    rules: TableContract, intake: Intake, days: list[date] | None, limit: float
 ) -> dg.AssetCheckResult:
     """Passes when no day's share of rejected rows exceeds `limit`."""
-    delivered, rejected = checked.rejected_per_day(rules.day_column)
+    delivered, rejected = intake.delivered, intake.rejected
     ratios = {
         day: rejected[day] / delivered[day] if delivered[day] else 0.0 for day in days or [None]
     }
@@ -200,23 +254,18 @@ def reject_ratio_result(
     )
 
 
-def delivery_metadata(
-    rules: TableContract, landed: Landed, checked: Validation
-) -> dict[str, dg.MetadataValue]:
+def delivery_metadata(rules: TableContract, intake: Intake) -> dict[str, dg.MetadataValue]:
     """Where the rows came from and what the contract rejected, for the materialization."""
     metadata = {
-        "rejected_rows": dg.MetadataValue.int(checked.rejected.num_rows),
+        "rejected_rows": dg.MetadataValue.int(intake.rejected_rows),
         "quarantine": dg.MetadataValue.text(rules.rejected_table),
     }
-    if landed.files:
-        metadata["files_read"] = dg.MetadataValue.int(len(landed.files))
-    if landed.ignored_columns:
-        metadata["ignored_columns"] = dg.MetadataValue.json(landed.ignored_columns)
-    if checked.rejected.num_rows:
-        shown = checked.rejected.select(
-            [contract.SOURCE_FILE, contract.SOURCE_ROW, contract.REASON]
-        )
-        table = shown.slice(0, REJECTS_SHOWN).to_pandas()
+    if intake.files_read:
+        metadata["files_read"] = dg.MetadataValue.int(intake.files_read)
+    if intake.ignored_columns:
+        metadata["ignored_columns"] = dg.MetadataValue.json(intake.ignored_columns)
+    if intake.rejected_preview:
+        table = pa.concat_tables(intake.rejected_preview).to_pandas()
         metadata["rejected_preview"] = dg.MetadataValue.md(table.to_markdown(index=False))
     return metadata
 
