@@ -1,0 +1,399 @@
+"""What every benchmark shares: a fresh workspace, the Dagster CLI as a user runs it, the daily
+graph read from the definitions, figures with their targets, and the JSON record.
+
+A workspace is a temporary folder holding its own `PLATFORM_DATA_DIR` (lake, warehouse) and
+`DAGSTER_HOME` (a copy of `platform/dagster.yaml`, SQLite storage), so every benchmark starts
+from nothing and never touches `.data/`. Each `dagster asset materialize` is a child process:
+its wall time is measured around it, and its peak resident memory comes from the kernel's
+accounting of that child (`os.wait4`), which includes any process it waited for.
+"""
+
+import json
+import math
+import os
+import platform
+import runpy
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+
+import dagster as dg
+
+from resources.paths import REPO_ROOT, data_dir
+
+# Single-run backfill policies are beta in Dagster 1.13; their warnings would bury the figures.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+DEFINITIONS = "platform/definitions.py"
+DAGSTER = Path(sys.executable).with_name("dagster")
+# Variables that would point a benchmark at the user's own data or source.
+INHERITED_PLATFORM_VARIABLES = ("PLATFORM_", "DAGSTER_HOME")
+LOG_TAIL_LINES = 40
+# How the platform runs Dagster for backfills: one planned event per asset and run instead of one
+# per partition, which halves Dagster's bookkeeping of a year's single-run backfill. Dagster's
+# own opt-in (its maintainers' advice for wide single-run backfills, dagster-io/dagster#32242);
+# the price is that the partitions of a failed single run show as missing, not failed.
+INSTANCE_SETTINGS = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
+
+
+class BenchError(RuntimeError):
+    """A benchmark step failed; the message names the command and ends with its log."""
+
+
+def code_location() -> dg.Definitions:
+    """The definitions `workspace.yaml` and the CLI load (`platform/definitions.py`)."""
+    return runpy.run_path(str(REPO_ROOT / DEFINITIONS))["defs"]
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so workspaces are removed and CLI children stopped."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+def bench_dir() -> Path:
+    """Where results are written: `<PLATFORM_DATA_DIR>/bench` (`.data/bench` by default)."""
+    return data_dir() / "bench"
+
+
+# --- The graph, read from the definitions ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DailyGraph:
+    """The daily graph split where a backfill has to split it.
+
+    `unpartitioned`: assets the daily ones read that have no partitions (the plane register);
+    `before_models`: daily assets models are trained from (raw tables, features);
+    `models`: the training group, one partition per training cutoff;
+    `after_models`: daily assets that need a champion (predictions, drift, quality).
+    """
+
+    unpartitioned: tuple[str, ...]
+    before_models: tuple[str, ...]
+    models: tuple[str, ...]
+    after_models: tuple[str, ...]
+
+    @property
+    def daily(self) -> tuple[str, ...]:
+        """Every daily asset except the models: what one day of the daily cycle materializes."""
+        return self.before_models + self.after_models
+
+    @classmethod
+    def from_definitions(cls) -> "DailyGraph":
+        from assets.partitions import daily_partitions
+
+        graph = code_location().resolve_asset_graph()
+        keys = [k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
+        daily = {k for k in keys if graph.get(k).partitions_def == daily_partitions}
+        models = {k for k in daily if graph.get(k).group_name == "training"}
+        downstream = dg.AssetSelection.assets(*models).downstream(include_self=False)
+        after = downstream.resolve(graph) & daily
+        upstream = dg.AssetSelection.assets(*daily).upstream(include_self=False).resolve(graph)
+        unpartitioned = {k for k in upstream if graph.get(k).partitions_def is None}
+
+        def names(found: Iterable[dg.AssetKey]) -> tuple[str, ...]:
+            return tuple(sorted(k.to_user_string() for k in found))
+
+        return cls(
+            unpartitioned=names(unpartitioned),
+            before_models=names(daily - models - after),
+            models=names(models),
+            after_models=names(after),
+        )
+
+
+# --- Workspaces and the CLI ---------------------------------------------------------------------
+
+
+@dataclass
+class CliRun:
+    """One `dagster asset materialize`: what it selected, how long it took, its peak memory."""
+
+    label: str
+    command: str
+    seconds: float
+    max_rss_bytes: int
+    cpu_seconds: float
+    run_id: str = ""
+    run_seconds: float = 0.0  # from the run's start event to its end event
+    step_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Workspace:
+    """A temporary data folder and Dagster instance, removed on exit unless asked to keep it."""
+
+    def __init__(self, name: str, source: dict[str, str] | None = None, keep: bool = False):
+        self.root = Path(tempfile.mkdtemp(prefix=f"flightdesk-bench-{name}-"))
+        self.source = dict(source or {})
+        self.keep = keep
+        self.home.mkdir()
+        shutil.copyfile(REPO_ROOT / "platform" / "dagster.yaml", self.home / "dagster.yaml")
+        (self.root / "logs").mkdir()
+        self.runs: list[CliRun] = []
+
+    @property
+    def home(self) -> Path:
+        return self.root / "dagster_home"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def lake_root(self) -> Path:
+        return self.data / "lake"
+
+    def lake(self):
+        from resources.lake import Lake
+
+        return Lake(uri=str(self.lake_root), warehouse_path=str(self.data / "warehouse.duckdb"))
+
+    def env(self) -> dict[str, str]:
+        """The environment of a CLI run: the bench's own, minus any platform setting of the
+        user, plus this workspace's folders and source."""
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(INHERITED_PLATFORM_VARIABLES)
+        }
+        return (
+            env
+            | INSTANCE_SETTINGS
+            | {
+                "DAGSTER_HOME": str(self.home),
+                "PLATFORM_DATA_DIR": str(self.data),
+                "PYTHONUNBUFFERED": "1",
+            }
+            | self.source
+        )
+
+    @cached_property
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.home))
+
+    def materialize(
+        self,
+        label: str,
+        select: Sequence[str],
+        partition: str | None = None,
+        partition_range: tuple[str, str] | None = None,
+        definitions: str = DEFINITIONS,
+    ) -> CliRun:
+        """`dagster asset materialize` as a user types it; fails with the end of its log."""
+        command = [
+            str(DAGSTER),
+            "asset",
+            "materialize",
+            "-f",
+            definitions,
+            "-d",
+            ".",
+            "--select",
+            ",".join(select),
+        ]
+        if partition is not None:
+            command += ["--partition", partition]
+        if partition_range is not None:
+            command += ["--partition-range", f"{partition_range[0]}...{partition_range[1]}"]
+        log = (
+            self.root
+            / "logs"
+            / f"{len(self.runs):03d}-{label.replace('/', '_').replace(' ', '-')}.log"
+        )
+        with open(log, "wb") as output:
+            started = time.perf_counter()
+            child = subprocess.Popen(
+                command, cwd=REPO_ROOT, env=self.env(), stdout=output, stderr=subprocess.STDOUT
+            )
+            try:
+                _, status, usage = os.wait4(child.pid, 0)
+            except BaseException:  # interrupted: do not leave the run going on its own
+                child.kill()
+                child.wait()
+                raise
+            seconds = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            raise BenchError(
+                f"{label}: `{shlex.join(command)}` exited with {child.returncode} "
+                f"(DAGSTER_HOME={self.home}); last lines of {log}:\n" + "\n".join(tail)
+            )
+        run = CliRun(
+            label=label,
+            command=shlex.join(["dagster", *command[1:]]),
+            seconds=seconds,
+            max_rss_bytes=usage.ru_maxrss * 1024,  # Linux reports kilobytes
+            cpu_seconds=usage.ru_utime + usage.ru_stime,
+        )
+        newest = self.instance.get_run_records(limit=1)
+        if newest:
+            run.run_id = newest[0].dagster_run.run_id
+            stats = self.instance.get_run_stats(run.run_id)
+            if stats.start_time and stats.end_time:
+                run.run_seconds = stats.end_time - stats.start_time
+            run.step_seconds = step_seconds(self.instance, run.run_id)
+        self.runs.append(run)
+        print(
+            f"  {label}: {seconds:.1f} s (run {run.run_seconds:.1f} s, "
+            f"CPU {run.cpu_seconds:.1f} s, peak {run.max_rss_bytes / 2**20:.0f} MiB)",
+            flush=True,
+        )
+        return run
+
+    def close(self) -> None:
+        if "instance" in self.__dict__:
+            self.instance.dispose()
+        if not self.keep:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def workspace(
+    name: str, source: dict[str, str] | None = None, keep: bool = False
+) -> Iterator[Workspace]:
+    space = Workspace(name, source, keep)
+    try:
+        yield space
+    finally:
+        space.close()
+
+
+def step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """Seconds each asset's step took in a run, from the run's step events; an op is named
+    after its asset key with `__` for `/`."""
+    return {
+        stats.step_key.replace("__", "/"): stats.end_time - stats.start_time
+        for stats in instance.get_run_step_stats(run_id)
+        if stats.start_time is not None and stats.end_time is not None
+    }
+
+
+def per_asset_seconds(runs: Iterable[CliRun]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for run in runs:
+        for asset, seconds in run.step_seconds.items():
+            totals[asset] = totals.get(asset, 0.0) + seconds
+    return dict(sorted(totals.items()))
+
+
+def days(first: str, last: str) -> list[str]:
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+def spread(candidates: Sequence[str], count: int) -> list[str]:
+    """`count` days spread evenly over `candidates`, first and last included."""
+    if count >= len(candidates):
+        return list(candidates)
+    if count == 1:
+        return [candidates[len(candidates) // 2]]
+    step = (len(candidates) - 1) / (count - 1)
+    return [candidates[round(i * step)] for i in range(count)]
+
+
+# --- Figures, the table and the record ---------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """One measured figure; `target` and `within` say what it must meet, if anything."""
+
+    name: str
+    value: float | bool | str
+    unit: str = ""
+    target: str = ""
+    within: bool | None = None
+    note: str = ""
+
+    def verdict(self) -> str:
+        if self.within is None:
+            return ""
+        return "met" if self.within else "MISSED"
+
+
+def at_most(name: str, value: float, limit: float, unit: str, note: str = "") -> Figure:
+    return Figure(name, value, unit, f"<= {limit:g} {unit}".strip(), value <= limit, note)
+
+
+def at_least(name: str, value: float, limit: float, unit: str, note: str = "") -> Figure:
+    return Figure(name, value, unit, f">= {limit:g} {unit}".strip(), value >= limit, note)
+
+
+def info(name: str, value: float | str | bool, unit: str = "", note: str = "") -> Figure:
+    return Figure(name, value, unit, note=note)
+
+
+def render(value: float | bool | str) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def table(title: str, figures: Sequence[Figure]) -> str:
+    """The figures as an aligned plain-text table with their targets and verdicts."""
+    header = ("figure", "value", "target", "", "note")
+    rows = [
+        (f.name, f"{render(f.value)} {f.unit}".strip(), f.target, f.verdict(), f.note)
+        for f in figures
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [title, "-" * len(title)]
+    for row in [header, *rows]:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, str | int | float]:
+    """The machine the figures were measured on, and how busy it was."""
+    cpu = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count() or 0,
+        "memory_gib": round(memory / 2**30, 1),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "dagster": dg.__version__,
+    }
+
+
+def record(name: str, figures: Sequence[Figure], details: dict, started: float) -> Path:
+    """Write the figures and details to `<bench dir>/<name>.json` (and a timestamped copy)."""
+    folder = bench_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    content = {
+        "benchmark": name,
+        "finished_at": now.isoformat(timespec="seconds"),
+        "bench_seconds": round(time.perf_counter() - started, 1),
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "figures": [asdict(f) for f in figures],
+        "details": details,
+    }
+    text = json.dumps(content, indent=2, default=str)
+    latest = folder / f"{name}.json"
+    latest.write_text(text)
+    (folder / f"{name}-{now.strftime('%Y%m%dT%H%M%SZ')}.json").write_text(text)
+    return latest

@@ -1,0 +1,133 @@
+"""The year backfill at 10 and 100 times the real volume, from the synthetic source.
+
+The bundled year has about 923 flights a day (336,776 in 2013). The synthetic source
+(`PLATFORM_SOURCE=synthetic`, `PLATFORM_SYNTHETIC_FLIGHTS_PER_DAY`) generates the same tables
+at any volume, so the same CLI runs as `bench/backfill.py` backfill the year at 9,300 and 93,000
+flights a day (3.4 M and 34 M flights). For each: wall time, flights per second, the peak
+resident memory of the largest CLI run (its whole process tree, from the kernel's accounting of
+the child), and the growth of the wall time from 10 to 100 times, which is linear when it is 10.
+"""
+
+import argparse
+import sys
+import time
+from dataclasses import asdict
+
+from bench.backfill import CADENCES, FIRST_CUTOFF, QUICK, YEAR, fast_backfill, model_cutoffs
+from bench.harness import (
+    CliRun,
+    DailyGraph,
+    Figure,
+    at_most,
+    days,
+    info,
+    per_asset_seconds,
+    record,
+    stop_cleanly_on_sigterm,
+    table,
+    workspace,
+)
+
+REAL_FLIGHTS_PER_DAY = 930
+SCALES = (10, 100)
+TARGET_SECONDS_AT_100 = 600.0
+TARGET_PEAK_GIB = 4.0
+TARGET_GROWTH = 10.0  # linear: ten times the rows, at most ten times the time
+
+
+def backfill_at(scale: int, first: str, last: str, cadence: str, keep: bool) -> dict:
+    """One year (or quick span) backfill of the synthetic source at `scale` times the volume."""
+    flights_per_day = REAL_FLIGHTS_PER_DAY * scale
+    graph = DailyGraph.from_definitions()
+    cutoffs = model_cutoffs(cadence, FIRST_CUTOFF, last)
+    source = {
+        "PLATFORM_SOURCE": "synthetic",
+        "PLATFORM_SYNTHETIC_FLIGHTS_PER_DAY": str(flights_per_day),
+    }
+    with workspace(f"scale{scale}x", source, keep=keep) as space:
+        clock = time.perf_counter()
+        runs: list[CliRun] = fast_backfill(space, graph, first, last, cutoffs)
+        seconds = time.perf_counter() - clock
+    flights = flights_per_day * len(days(first, last))
+    return {
+        "scale": scale,
+        "flights_per_day": flights_per_day,
+        "flights": flights,
+        "seconds": seconds,
+        "flights_per_second": flights / seconds,
+        "peak_rss_bytes": max(r.max_rss_bytes for r in runs),
+        "cpu_seconds": sum(r.cpu_seconds for r in runs),
+        "per_asset_seconds": per_asset_seconds(runs),
+        "model_cutoffs": cutoffs,
+        "runs": [asdict(r) for r in runs],
+    }
+
+
+def figures_of(results: list[dict], span: str) -> list[Figure]:
+    figures: list[Figure] = []
+    for result in results:
+        scale = result["scale"]
+        name = f"{scale}x ({result['flights_per_day']:,} flights/day), {span}"
+        wall = (
+            at_most(f"{name}: wall", result["seconds"], TARGET_SECONDS_AT_100, "s")
+            if scale == 100
+            else info(f"{name}: wall", result["seconds"], "s")
+        )
+        figures += [
+            wall,
+            info(f"  {scale}x flights per second", result["flights_per_second"], "flights/s"),
+            at_most(
+                f"  {scale}x peak memory of a CLI run",
+                result["peak_rss_bytes"] / 2**30,
+                TARGET_PEAK_GIB,
+                "GiB",
+            ),
+            info(f"  {scale}x CPU time of all CLI runs", result["cpu_seconds"], "s"),
+            *[
+                info(f"  {scale}x step {asset}", seconds, "s")
+                for asset, seconds in result["per_asset_seconds"].items()
+            ],
+        ]
+    by_scale = {r["scale"]: r for r in results}
+    if 10 in by_scale and 100 in by_scale:
+        growth = by_scale[100]["seconds"] / by_scale[10]["seconds"]
+        figures.append(
+            at_most("wall time growth from 10x to 100x", growth, TARGET_GROWTH, "x", "10 = linear")
+        )
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10x only, 2013-01-01..03-15")
+    parser.add_argument(
+        "--scales", type=int, nargs="+", help=f"volume multipliers (default {SCALES})"
+    )
+    parser.add_argument("--cadence", choices=list(CADENCES), default="first")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary workspaces")
+    args = parser.parse_args(argv)
+    stop_cleanly_on_sigterm()
+    first, last = QUICK if args.quick else YEAR
+    scales = args.scales or ((10,) if args.quick else SCALES)
+    started = time.perf_counter()
+
+    results = []
+    for scale in scales:
+        print(f"backfilling {first}..{last} at {scale}x ...", flush=True)
+        results.append(backfill_at(scale, first, last, args.cadence, args.keep))
+        print(f"  {results[-1]['seconds']:.1f} s", flush=True)
+    figures = figures_of(results, f"{first}..{last}")
+    print()
+    print(table(f"Scale: synthetic source ({'quick' if args.quick else 'full'})", figures))
+    path = record(
+        "scale-quick" if args.quick else "scale",
+        figures,
+        {"span": [first, last], "results": results},
+        started,
+    )
+    print(f"\nrecorded in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
