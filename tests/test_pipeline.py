@@ -216,3 +216,35 @@ def test_range_backfill_equals_day_by_day(instance, synthetic_source, tmp_path):
     # The other days were never asked for.
     outside = [days[0] - timedelta(days=1), days[-1] + timedelta(days=1)]
     assert ranged.lake.missing_partitions(FEATURES, outside) == outside
+
+
+def test_ingesting_a_range_in_pieces_gives_the_rows_of_one_piece(
+    instance, synthetic_source, tmp_path, monkeypatch
+):
+    """A range is read from a generated source a month at a time; where it is cut must not
+    change a row. Pieces of two days here, against the whole range at once."""
+    from assets import ingestion
+    from assets.partitions import chunked
+
+    first, last = "2013-01-06", "2013-01-10"
+    whole = Platform(instance, synthetic_source, make_lake(tmp_path / "whole"))
+    monkeypatch.setattr(ingestion, "chunked", lambda days: [days])
+    whole.materialize(RAW, first, last)
+
+    pieces = Platform(instance, synthetic_source, make_lake(tmp_path / "pieces"))
+    cut: list[list[list[date]]] = []
+
+    def in_pairs(days: list[date]) -> list[list[date]]:
+        cut.append(chunked(days, 2))
+        return cut[-1]
+
+    monkeypatch.setattr(ingestion, "chunked", in_pairs)
+    pieces.materialize(RAW, first, last)
+
+    assert [len(pieces) for pieces in cut] == [3] * len(RAW), "every raw table is cut in three"
+    for table in RAW:
+        expected = read_table(whole.lake, table, iso_days(first, last))
+        assert len(expected) > 0
+        pd.testing.assert_frame_equal(
+            read_table(pieces.lake, table, iso_days(first, last)), expected, check_exact=True
+        )
