@@ -29,11 +29,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from assets.model_pipeline import MODEL_LOOKBACK_DAYS
+from assets.model_pipeline import champion_dep, champions_in_force
 from assets.model_spec import ModelSpec
 from assets.partitions import chunked, daily_partitions, run_days
-from resources import promotions
-from resources.lake import Lake, describe_days
+from resources.lake import Lake
 from resources.registry import ModelRegistry
 
 # Metadata names of each partition; the drift sensor reads DRIFT_SHARE and CHAMPION_VERSION.
@@ -158,14 +157,7 @@ def build_drift_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         kinds={"evidently", "parquet"},
         deps=[
             features_key,
-            dg.AssetDep(
-                dg.AssetKey([spec.name, "model"]),
-                partition_mapping=dg.TimeWindowPartitionMapping(
-                    start_offset=-MODEL_LOOKBACK_DAYS,
-                    end_offset=0,
-                    allow_nonexistent_upstream_partitions=True,
-                ),
-            ),
+            champion_dep(spec),
         ],
     )
     def feature_drift(
@@ -198,25 +190,6 @@ def build_drift_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         return dg.MaterializeResult()
 
     return [feature_drift]
-
-
-def champions_in_force(
-    registry: ModelRegistry, spec: ModelSpec, days: Sequence[date], asset: str
-) -> dict[date, str]:
-    """The champion version in force on each day, looked up as of that day; fails naming the days
-    that have none, as predictions do."""
-    history = registry.history(spec.name)
-    chosen = {day: promotions.champion_at(history, day) for day in days}
-    unserved = [day for day, entry in chosen.items() if entry is None]
-    if unserved:
-        since = min((e["effective_from"] for e in history), default="no day yet")
-        raise dg.Failure(
-            f"{asset}: no {spec.name} champion is in force on {describe_days(unserved)} (the "
-            f"first is in force from {since}), so there is no reference to compare with. "
-            f"Materialize {spec.name}/model for an earlier cutoff (a model becomes champion when "
-            "it passes the quality gate) or measure later days"
-        )
-    return {day: entry["version"] for day, entry in chosen.items()}
 
 
 def features_of(lake: Lake, spec: ModelSpec, table: str, days: list[date]) -> pd.DataFrame:

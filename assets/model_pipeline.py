@@ -27,7 +27,7 @@ from resources import promotions, schema
 from resources.lake import Lake, describe_days
 from resources.registry import ModelRegistry
 
-# Lineage of predictions[D] to "the champion in force on D": a model of the past year.
+# Lineage of a served day D to "the champion in force on D": a model of the past year.
 MODEL_LOOKBACK_DAYS = 366
 PREDICTION_COLUMNS = ["flight_date", *schema.FLIGHT_KEY[1:], "dest", "score", "model_version"]
 
@@ -130,32 +130,14 @@ def build_model_pipeline(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         kinds={"scikit-learn", "parquet"},
         deps=[
             features_key,
-            dg.AssetDep(
-                model_key,
-                partition_mapping=dg.TimeWindowPartitionMapping(
-                    start_offset=-MODEL_LOOKBACK_DAYS,
-                    end_offset=0,
-                    allow_nonexistent_upstream_partitions=True,
-                ),
-            ),
+            champion_dep(spec),
         ],
     )
     def predictions(
         context: dg.AssetExecutionContext, lake: Lake, registry: ModelRegistry
     ) -> dg.MaterializeResult:
         days = run_days(context)
-        history = registry.history(spec.name)
-        chosen = {day: promotions.champion_at(history, day) for day in days}
-        unserved = [day for day, entry in chosen.items() if entry is None]
-        if unserved:
-            since = min((e["effective_from"] for e in history), default="no day yet")
-            raise dg.Failure(
-                f"{spec.name}/predictions: no {spec.name} champion is in force on "
-                f"{describe_days(unserved)} (the first is in force from {since}). Materialize "
-                f"{model_key.to_user_string()} for an earlier cutoff (a model becomes champion "
-                "when it passes the quality gate) or predict later days"
-            )
-        versions = {day: entry["version"] for day, entry in chosen.items()}
+        versions = champions_in_force(registry, spec, days, f"{spec.name}/predictions")
         estimators: dict[str, object] = {}
         rows: dict[date, int] = {}
         total_score = 0.0
@@ -177,6 +159,37 @@ def build_model_pipeline(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         )
 
     return [features, model, predictions]
+
+
+def champion_dep(spec: ModelSpec) -> dg.AssetDep:
+    """Lineage of an asset served by the champion in force on its day: any model partition of
+    the preceding year may be that champion, and most of them never exist."""
+    return dg.AssetDep(
+        dg.AssetKey([spec.name, "model"]),
+        partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-MODEL_LOOKBACK_DAYS,
+            end_offset=0,
+            allow_nonexistent_upstream_partitions=True,
+        ),
+    )
+
+
+def champions_in_force(
+    registry: ModelRegistry, spec: ModelSpec, days: list[date], asset: str
+) -> dict[date, str]:
+    """The champion version in force on each day, looked up as of that day (so backfills
+    reproduce); fails naming the days that have none."""
+    history = registry.history(spec.name)
+    chosen = {day: promotions.champion_at(history, day) for day in days}
+    unserved = [day for day, entry in chosen.items() if entry is None]
+    if unserved:
+        since = min((e["effective_from"] for e in history), default="no day yet")
+        raise dg.Failure(
+            f"{asset}: no {spec.name} champion is in force on {describe_days(unserved)} (the "
+            f"first is in force from {since}). Materialize {spec.name}/model for an earlier "
+            "cutoff (a model becomes champion when it passes the quality gate) or choose later days"
+        )
+    return {day: entry["version"] for day, entry in chosen.items()}
 
 
 def features_of_days(lake: Lake, spec: ModelSpec, days: list[date]) -> pa.Table:
