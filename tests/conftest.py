@@ -3,9 +3,11 @@
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -87,6 +89,33 @@ def platform(instance, synthetic_source, lake) -> Platform:
 def make_lake(folder: Path) -> Lake:
     """A lake (and warehouse) under `folder`, independent of PLATFORM_DATA_DIR."""
     return Lake(uri=str(folder / "lake"), warehouse_path=str(folder / "warehouse.duckdb"))
+
+
+FLIGHTS = "raw_flights"
+# The rolling statistics of flight_delay's features: outcomes of the days before D, never of D.
+ROLLING_FEATURES = [
+    "carrier_late_rate_7d",
+    "carrier_dep_delay_7d",
+    "carrier_flights_7d",
+    "origin_late_rate_7d",
+    "origin_dep_delay_7d",
+    "route_late_rate_7d",
+    "route_flights_7d",
+]
+
+
+def flights_frame(rows: list[tuple[date, str, int]]) -> pd.DataFrame:
+    """A minimal raw_flights table (date, carrier, flight) for the lake's own tests."""
+    return pd.DataFrame(rows, columns=["flight_date", "carrier", "flight"]).astype(
+        {"flight_date": "date32[pyarrow]", "carrier": "string", "flight": "int32"}
+    )
+
+
+def flight_rows(lake: Lake, days: list[date]) -> list[tuple]:
+    """The rows of raw_flights stored for `days`, as sorted plain tuples."""
+    read = lake.read(FLIGHTS, days)
+    read["flight_date"] = pd.to_datetime(read["flight_date"]).dt.date
+    return sorted(read.itertuples(index=False, name=None))
 
 
 PIPELINE_FIRST, PIPELINE_LAST = "2013-01-01", "2013-03-10"

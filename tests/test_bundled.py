@@ -6,21 +6,12 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 import pytest
-from conftest import Platform, make_lake
+from conftest import ROLLING_FEATURES, Platform, make_lake
 
 from resources.sources import BundledFlightSource
 
 FIRST, LAST = "2013-01-01", "2013-01-03"
 DAYS = [date(2013, 1, 1), date(2013, 1, 2), date(2013, 1, 3)]
-ROLLING = [
-    "carrier_late_rate_7d",
-    "carrier_dep_delay_7d",
-    "carrier_flights_7d",
-    "origin_late_rate_7d",
-    "origin_dep_delay_7d",
-    "route_late_rate_7d",
-    "route_flights_7d",
-]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +91,7 @@ def test_carrier_rolling_stats_come_from_the_previous_days_outcomes(
 def test_the_first_day_has_no_rolling_statistics(bundled: Platform):
     features = bundled.lake.read("flight_delay/features", [DAYS[0]])
     assert len(features) > 0
-    assert features[ROLLING].isna().all().all()
+    assert features[ROLLING_FEATURES].isna().all().all()
     # Schedule and weather features are there nonetheless.
     assert features["dep_hour"].notna().all()
     assert features["temp"].notna().mean() > 0.9

@@ -3,27 +3,21 @@
 from datetime import date
 
 import duckdb
-import pandas as pd
 import pytest
-from conftest import PIPELINE_LAST, PIPELINE_MODEL_CUTOFF, BuiltPipeline, make_lake
+from conftest import (
+    PIPELINE_LAST,
+    PIPELINE_MODEL_CUTOFF,
+    BuiltPipeline,
+    flight_rows,
+    flights_frame,
+    make_lake,
+)
 
 import resources.lake
 from resources.lake import PART_FILE, Lake
 
 D1, D2, D3 = date(2013, 1, 1), date(2013, 1, 2), date(2013, 1, 3)
 TABLE = "raw_flights"
-
-
-def frame(rows: list[tuple[date, str, int]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["flight_date", "carrier", "flight"]).astype(
-        {"flight_date": "date32[pyarrow]", "carrier": "string", "flight": "int32"}
-    )
-
-
-def rows_of(lake: Lake, days: list[date]) -> list[tuple]:
-    read = lake.read(TABLE, days)
-    read["flight_date"] = pd.to_datetime(read["flight_date"]).dt.date
-    return sorted(read.itertuples(index=False, name=None))
 
 
 def files_in(folder) -> list[str]:
@@ -38,29 +32,34 @@ def lake(tmp_path) -> Lake:
 
 def test_rewriting_partitions_replaces_them_exactly(lake: Lake):
     first = [(D1, "AA", 1), (D1, "AA", 2), (D2, "B6", 3)]
-    assert lake.write_partitions(TABLE, frame(first), "flight_date", [D1, D2]) == {D1: 2, D2: 1}
-    assert rows_of(lake, [D1, D2]) == sorted(first)
+    assert lake.write_partitions(TABLE, flights_frame(first), "flight_date", [D1, D2]) == {
+        D1: 2,
+        D2: 1,
+    }
+    assert flight_rows(lake, [D1, D2]) == sorted(first)
 
     # The same rows again: still no duplicates.
-    lake.write_partitions(TABLE, frame(first), "flight_date", [D1, D2])
-    assert rows_of(lake, [D1, D2]) == sorted(first)
+    lake.write_partitions(TABLE, flights_frame(first), "flight_date", [D1, D2])
+    assert flight_rows(lake, [D1, D2]) == sorted(first)
 
     # New content for D1 only: its old rows are gone, D2 is untouched.
     second = [(D1, "UA", 9)]
-    lake.write_partitions(TABLE, frame(second), "flight_date", [D1])
-    assert rows_of(lake, [D1]) == second
-    assert rows_of(lake, [D1, D2]) == sorted([*second, (D2, "B6", 3)])
+    lake.write_partitions(TABLE, flights_frame(second), "flight_date", [D1])
+    assert flight_rows(lake, [D1]) == second
+    assert flight_rows(lake, [D1, D2]) == sorted([*second, (D2, "B6", 3)])
 
     # A day written with no rows is recorded as empty, not missing.
-    lake.write_partitions(TABLE, frame([]), "flight_date", [D2])
+    lake.write_partitions(TABLE, flights_frame([]), "flight_date", [D2])
     assert lake.missing_partitions(TABLE, [D2]) == []
-    assert rows_of(lake, [D2]) == []
+    assert flight_rows(lake, [D2]) == []
     assert files_in(lake.partition_file(TABLE, D1).parent) == [PART_FILE]
 
 
 def test_rows_outside_the_written_days_are_refused(lake: Lake):
     with pytest.raises(ValueError, match="outside"):
-        lake.write_partitions(TABLE, frame([(D1, "AA", 1), (D3, "AA", 2)]), "flight_date", [D1])
+        lake.write_partitions(
+            TABLE, flights_frame([(D1, "AA", 1), (D3, "AA", 2)]), "flight_date", [D1]
+        )
     assert lake.missing_partitions(TABLE, [D1, D3]) == [D1, D3]
 
 
@@ -89,15 +88,15 @@ def test_a_failed_write_leaves_the_previous_partition_whole(
     lake: Lake, monkeypatch: pytest.MonkeyPatch, target, name, failure
 ):
     old = [(D1, "AA", 1), (D1, "AA", 2)]
-    lake.write_partitions(TABLE, frame(old), "flight_date", [D1])
+    lake.write_partitions(TABLE, flights_frame(old), "flight_date", [D1])
     lake.refresh_warehouse()
 
     with monkeypatch.context() as patch:
         patch.setattr(target, name, failure)
         with pytest.raises(OSError, match="simulated crash"):
-            lake.write_partitions(TABLE, frame([(D1, "UA", 7)]), "flight_date", [D1])
+            lake.write_partitions(TABLE, flights_frame([(D1, "UA", 7)]), "flight_date", [D1])
 
-    assert rows_of(lake, [D1]) == old
+    assert flight_rows(lake, [D1]) == old
     assert files_in(lake.partition_file(TABLE, D1).parent) == [PART_FILE]
     with duckdb.connect(str(lake.warehouse), read_only=True) as con:
         assert con.execute(f"SELECT count(*) FROM {TABLE}").fetchone() == (len(old),)
@@ -105,7 +104,7 @@ def test_a_failed_write_leaves_the_previous_partition_whole(
 
 @pytest.mark.parametrize("bad", ["../x", "a;b", "A", "x/../y", "", "a/b/c", "/abs"])
 def test_invalid_table_names_are_refused(lake: Lake, tmp_path, bad: str):
-    data = frame([(D1, "AA", 1)])
+    data = flights_frame([(D1, "AA", 1)])
     with pytest.raises(ValueError, match="invalid table name"):
         lake.write_partitions(bad, data, "flight_date", [D1])
     with pytest.raises(ValueError, match="invalid table name"):
@@ -120,7 +119,7 @@ def test_invalid_table_names_are_refused(lake: Lake, tmp_path, bad: str):
 
 
 def test_reading_missing_partitions_names_the_table_and_the_days(lake: Lake):
-    lake.write_partitions(TABLE, frame([(D1, "AA", 1)]), "flight_date", [D1])
+    lake.write_partitions(TABLE, flights_frame([(D1, "AA", 1)]), "flight_date", [D1])
     with pytest.raises(FileNotFoundError) as error:
         lake.read(TABLE, [D1, D2, D3])
     message = str(error.value)

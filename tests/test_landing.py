@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-from test_quarantine import (
+from landing_support import (
     CORPUS,
     DAY,
     DAYS,

@@ -9,6 +9,7 @@ from conftest import (
     PIPELINE_LAST,
     PIPELINE_MODEL_CUTOFF,
     PIPELINE_STEPS,
+    ROLLING_FEATURES,
     BuiltPipeline,
     Platform,
     make_lake,
@@ -21,15 +22,6 @@ from resources.lake import PART_FILE, Lake
 MODEL = "flight_delay"
 FEATURES, MODEL_KEY, PREDICTIONS = f"{MODEL}/features", f"{MODEL}/model", f"{MODEL}/predictions"
 RAW = ["raw_flights", "raw_weather", "flight_outcomes"]
-ROLLING = [
-    "carrier_late_rate_7d",
-    "carrier_dep_delay_7d",
-    "carrier_flights_7d",
-    "origin_late_rate_7d",
-    "origin_dep_delay_7d",
-    "route_late_rate_7d",
-    "route_flights_7d",
-]
 
 
 def iso_days(first: str, last: str) -> list[date]:
@@ -168,7 +160,9 @@ def test_features_of_a_day_never_use_that_days_outcomes(platform: Platform):
     day, next_day = date(2013, 1, 8), date(2013, 1, 9)
     features_day = read_table(lake, FEATURES, [day])
     features_next = read_table(lake, FEATURES, [next_day])
-    assert features_day[ROLLING].notna().any().all(), "rolling statistics should exist by D"
+    assert features_day[ROLLING_FEATURES].notna().any().all(), (
+        "rolling statistics should exist by D"
+    )
 
     outcomes = lake.read("flight_outcomes", [day])
     outcomes["flight_date"] = pd.to_datetime(outcomes["flight_date"]).dt.date
@@ -186,14 +180,16 @@ def test_features_of_a_day_never_use_that_days_outcomes(platform: Platform):
     pd.testing.assert_frame_equal(read_table(lake, FEATURES, [day]), features_day, check_exact=True)
 
     changed = read_table(lake, FEATURES, [next_day])
-    assert not changed[ROLLING].equals(features_next[ROLLING]), "D+1 ignores the outcomes of D"
+    assert not changed[ROLLING_FEATURES].equals(features_next[ROLLING_FEATURES]), (
+        "D+1 ignores the outcomes of D"
+    )
     # Later delays on D can only raise D+1's late rates and mean delays, never lower them.
     for column in ["carrier_late_rate_7d", "carrier_dep_delay_7d", "origin_dep_delay_7d"]:
         new, old = changed[column], features_next[column]
         assert new.notna().equals(old.notna()), column
         assert (new.fillna(0) >= old.fillna(0)).all(), column
         assert (new.fillna(0) > old.fillna(0)).any(), column
-    other = [c for c in changed.columns if c not in ROLLING]
+    other = [c for c in changed.columns if c not in ROLLING_FEATURES]
     pd.testing.assert_frame_equal(changed[other], features_next[other], check_exact=True)
 
 

@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 from conftest import QUIET, REPO_ROOT, BuiltPipeline, Platform, make_lake
-from test_quarantine import DAY, DAYS, failure_messages, landing_platform
+from landing_support import DAY, DAYS, failure_messages, landing_platform
 
 from assets import defs as asset_defs
 from resources.registry import ModelRegistry

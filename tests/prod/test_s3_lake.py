@@ -4,8 +4,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import duckdb
-import pandas as pd
 import pytest
+from conftest import flight_rows, flights_frame
 
 from prod.conftest import Production
 from resources.lake import Lake
@@ -17,18 +17,6 @@ MODEL = "flight_delay"
 COUNTER = "count-s3-calls"
 
 
-def frame(rows: list[tuple[date, str, int]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["flight_date", "carrier", "flight"]).astype(
-        {"flight_date": "date32[pyarrow]", "carrier": "string", "flight": "int32"}
-    )
-
-
-def rows_of(lake: Lake, days: list[date]) -> list[tuple]:
-    read = lake.read(TABLE, days)
-    read["flight_date"] = pd.to_datetime(read["flight_date"]).dt.date
-    return sorted(read.itertuples(index=False, name=None))
-
-
 @pytest.fixture
 def lake(production: Production, request: pytest.FixtureRequest) -> Lake:
     """A lake of its own under the module's bucket, configured by PLATFORM_LAKE_URI alone."""
@@ -37,21 +25,24 @@ def lake(production: Production, request: pytest.FixtureRequest) -> Lake:
 
 def test_partitions_are_replaced_exactly_on_s3(lake: Lake):
     first = [(D1, "AA", 1), (D1, "AA", 2), (D2, "B6", 3)]
-    assert lake.write_partitions(TABLE, frame(first), "flight_date", [D1, D2]) == {D1: 2, D2: 1}
-    lake.write_partitions(TABLE, frame(first), "flight_date", [D1, D2])
-    assert rows_of(lake, [D1, D2]) == sorted(first)
+    assert lake.write_partitions(TABLE, flights_frame(first), "flight_date", [D1, D2]) == {
+        D1: 2,
+        D2: 1,
+    }
+    lake.write_partitions(TABLE, flights_frame(first), "flight_date", [D1, D2])
+    assert flight_rows(lake, [D1, D2]) == sorted(first)
 
-    lake.write_partitions(TABLE, frame([(D1, "UA", 9)]), "flight_date", [D1])
-    assert rows_of(lake, [D1, D2]) == sorted([(D1, "UA", 9), (D2, "B6", 3)])
+    lake.write_partitions(TABLE, flights_frame([(D1, "UA", 9)]), "flight_date", [D1])
+    assert flight_rows(lake, [D1, D2]) == sorted([(D1, "UA", 9), (D2, "B6", 3)])
 
-    lake.write_partitions(TABLE, frame([]), "flight_date", [D2])
+    lake.write_partitions(TABLE, flights_frame([]), "flight_date", [D2])
     assert lake.missing_partitions(TABLE, [D1, D2, D3]) == [D3]
-    assert rows_of(lake, [D2]) == []
+    assert flight_rows(lake, [D2]) == []
     assert lake.tables() == [TABLE]
 
 
 def test_missing_partitions_are_named_with_the_table_and_the_s3_location(lake: Lake):
-    lake.write_partitions(TABLE, frame([(D1, "AA", 1)]), "flight_date", [D1])
+    lake.write_partitions(TABLE, flights_frame([(D1, "AA", 1)]), "flight_date", [D1])
     with pytest.raises(FileNotFoundError) as error:
         lake.read(TABLE, [D1, D2, D3])
     message = str(error.value)
@@ -64,7 +55,7 @@ def test_missing_partitions_are_named_with_the_table_and_the_s3_location(lake: L
 def test_a_range_read_lists_once_and_leaves_the_objects_to_one_scan(lake: Lake):
     days = [D1 + timedelta(days=i) for i in range(40)]
     rows = [(day, "AA", i) for i, day in enumerate(days)]
-    lake.write_partitions(TABLE, frame(rows), "flight_date", days)
+    lake.write_partitions(TABLE, flights_frame(rows), "flight_date", days)
 
     calls: list[str] = []
     client = lake.store.client
@@ -85,7 +76,9 @@ def test_a_range_read_lists_once_and_leaves_the_objects_to_one_scan(lake: Lake):
 
 
 def test_analysts_query_an_s3_lake_without_a_catalog_file(lake: Lake, tmp_path):
-    lake.write_partitions(TABLE, frame([(D1, "AA", 1), (D2, "B6", 2)]), "flight_date", [D1, D2])
+    lake.write_partitions(
+        TABLE, flights_frame([(D1, "AA", 1), (D2, "B6", 2)]), "flight_date", [D1, D2]
+    )
     warehouse = Lake(uri=lake.uri, warehouse_path=str(tmp_path / "warehouse.duckdb"))
     assert warehouse.refresh_warehouse() is None
     assert not (tmp_path / "warehouse.duckdb").exists()
@@ -99,7 +92,7 @@ def test_platform_endpoint_variable_overrides_the_aws_one(
     lake = Lake(uri=f"s3://{production.lake_bucket}/endpoint-choice")
     monkeypatch.setenv("PLATFORM_S3_ENDPOINT_URL", production.env["AWS_ENDPOINT_URL"])
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
-    lake.write_table("raw_planes", frame([(D1, "AA", 1)]))
+    lake.write_table("raw_planes", flights_frame([(D1, "AA", 1)]))
     assert len(lake.read("raw_planes")) == 1
 
 
