@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from prod.servers import REPO_ROOT, PostgresCluster, S3Server, start_postgres, start_s3_server
+from prod.servers import (
+    REPO_ROOT,
+    PostgresCluster,
+    S3Server,
+    create_database,
+    start_postgres,
+    start_s3_server,
+)
 
 PRODUCTION_YAML = REPO_ROOT / "platform" / "production" / "dagster.yaml"
 # Variables of a developer's shell that would send the tests to another store or account.
@@ -57,24 +64,6 @@ class Production:
         return boto3.client("s3")
 
 
-def _create_database(cluster: PostgresCluster, name: str) -> None:
-    import psycopg2
-
-    connection = psycopg2.connect(
-        host=cluster.host,
-        port=cluster.port,
-        user=cluster.username,
-        password=cluster.password,
-        dbname=cluster.database,
-    )
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        connection.close()
-
-
 @pytest.fixture(scope="module")
 def production(
     s3_server: S3Server, postgres: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
@@ -86,7 +75,7 @@ def production(
     home.mkdir()
     shutil.copyfile(PRODUCTION_YAML, home / "dagster.yaml")
     database = f"dagster_{suffix}"
-    _create_database(postgres, database)
+    create_database(postgres, database)
     lake_bucket, logs_bucket = f"flightdesk-lake-{suffix}", f"flightdesk-logs-{suffix}"
     env = {
         "AWS_ACCESS_KEY_ID": "testing",

@@ -156,11 +156,12 @@ def start_postgres(database: str = "dagster") -> PostgresCluster:
         "-t", str(STARTUP_SECONDS),
         "start",
     )  # fmt: skip
-    _create_database(cluster)
+    create_database(cluster, cluster.database)
     return cluster
 
 
-def _create_database(cluster: PostgresCluster) -> None:
+def create_database(cluster: PostgresCluster, name: str) -> None:
+    """An empty database `name` on `cluster`, created from its maintenance database."""
     import psycopg2
 
     connection = psycopg2.connect(
@@ -173,7 +174,7 @@ def _create_database(cluster: PostgresCluster) -> None:
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{cluster.database}"')
+            cursor.execute(f'CREATE DATABASE "{name}"')
     finally:
         connection.close()
 
