@@ -7,8 +7,10 @@ from datetime import date, timedelta
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.metadata import preview_on_newest_day, table_metadata
 from assets.model_spec import ModelSpec
@@ -30,6 +32,9 @@ from resources.registry import ModelRegistry
 # Lineage of a served day D to "the champion in force on D": a model of the past year.
 MODEL_LOOKBACK_DAYS = 366
 PREDICTION_COLUMNS = ["flight_date", *schema.FLIGHT_KEY[1:], "dest", "score", "model_version"]
+# Rows scored at once: about a day and a half at a hundred times the bundled volume; the
+# features, matrix and scores of a batch take tens of megabytes.
+SCORING_BATCH_ROWS = 2**17
 
 
 def build_model_pipeline(spec: ModelSpec) -> list[dg.AssetsDefinition]:
@@ -136,16 +141,18 @@ def build_model_pipeline(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     def predictions(
         context: dg.AssetExecutionContext, lake: Lake, registry: ModelRegistry
     ) -> dg.MaterializeResult:
+        from assets import modeling
+
         days = run_days(context)
         versions = champions_in_force(registry, spec, days, f"{spec.name}/predictions")
         estimators: dict[str, object] = {}
         rows: dict[date, int] = {}
         total_score = 0.0
         for chunk in chunked(days):
-            frame = scored_days(lake, registry, spec, chunk, versions, estimators)
-            table = pa.Table.from_pandas(frame[PREDICTION_COLUMNS], preserve_index=False)
+            threads = modeling.model_threads(runs_in_progress(context.instance))
+            table = scored_days(lake, registry, spec, chunk, versions, estimators, threads)
             rows |= lake.write_partitions(f"{spec.name}/predictions", table, "flight_date", chunk)
-            total_score += float(frame["score"].sum())
+            total_score += pc.sum(table["score"]).as_py() or 0.0
         lake.refresh_warehouse()
         preview_on_newest_day(context, table, rows)
         return dg.MaterializeResult(
@@ -210,6 +217,13 @@ def features_of_days(lake: Lake, spec: ModelSpec, days: list[date]) -> pa.Table:
     return con.sql(spec.features_sql.format(history_days=spec.history_days)).to_arrow_table()
 
 
+def runs_in_progress(instance: dg.DagsterInstance) -> int:
+    """Runs of this instance in progress now, counting the caller's: the runs that share the
+    machine's cores, so scoring takes all of them when its run is alone."""
+    started = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+    return max(1, instance.get_runs_count(started))
+
+
 def scored_days(
     lake: Lake,
     registry: ModelRegistry,
@@ -217,23 +231,46 @@ def scored_days(
     days: list[date],
     versions: dict[date, str],
     estimators: dict[str, object],
-) -> pd.DataFrame:
-    """The features of `days`, each row scored by the version in force on its day (`versions`);
-    versions are loaded into `estimators` once per run."""
+    threads: int,
+) -> pa.Table:
+    """The prediction rows of `days` in flight order, each scored by the version in force on its
+    day (`versions`); versions are loaded into `estimators` once per run. The features are read
+    and scored `SCORING_BATCH_ROWS` at a time, so memory does not grow with the rows of a day."""
     from assets import modeling
 
     con = duckdb.connect()
     lake.register(con, "features", f"{spec.name}/features", days)
     key = ", ".join(schema.FLIGHT_KEY)
-    frame = con.sql(f"SELECT * FROM features ORDER BY {key}").df()
-    frame["flight_date"] = frame["flight_date"].dt.date
-    frame["model_version"] = frame["flight_date"].map(versions)
-    frame["score"] = 0.0
-    for version, rows in frame.groupby("model_version").groups.items():
-        if version not in estimators:
-            estimators[version] = registry.load(spec.name, version)
-        frame.loc[rows, "score"] = modeling.score(estimators[version], spec, frame.loc[rows])
-    return frame
+    reader = con.sql(f"SELECT * FROM features ORDER BY {key}").to_arrow_reader(SCORING_BATCH_ROWS)
+    identity = [c for c in PREDICTION_COLUMNS if c not in ("score", "model_version")]
+    scored = pa.schema(
+        [
+            *(reader.schema.field(c) for c in identity),
+            pa.field("score", pa.float64()),
+            pa.field("model_version", pa.string()),
+        ]
+    )
+    batches = []
+    for batch in reader:
+        dates = batch.column("flight_date")
+        batch_days = pc.unique(dates)
+        in_force = pa.array([versions[d] for d in batch_days.to_pylist()], pa.string())
+        version = pc.take(in_force, pc.index_in(dates, value_set=batch_days))
+        scores = np.empty(batch.num_rows)
+        for name in pc.unique(in_force).to_pylist():
+            if name not in estimators:
+                estimators[name] = registry.load(spec.name, name)
+            mine = pc.equal(version, name)
+            rows = batch if pc.all(mine).as_py() else batch.filter(mine)
+            scores[mine.to_numpy(zero_copy_only=False)] = modeling.score(
+                estimators[name], spec, pa.Table.from_batches([rows]), threads
+            )
+        batches.append(
+            pa.RecordBatch.from_arrays(
+                [*(batch.column(c) for c in identity), pa.array(scores), version], schema=scored
+            )
+        )
+    return pa.Table.from_batches(batches, schema=scored)
 
 
 def labelled_rows(

@@ -154,6 +154,29 @@ def test_backfilled_predictions_are_identical_after_later_promotions(story):
     )
 
 
+def test_small_scoring_batches_across_days_and_champions_give_the_rows_of_day_runs(
+    story, monkeypatch
+):
+    """A range is scored a batch of rows at a time; batches that cut through days and through a
+    change of champion must give the rows that one run per day gives."""
+    from assets import model_pipeline
+
+    first, last = "2013-03-02", "2013-03-08"
+    days = pd.date_range(first, last).date.tolist()
+    platform, predictions = story.platform, f"{MODEL}/predictions"
+    monkeypatch.setattr(model_pipeline, "SCORING_BATCH_ROWS", 50)
+    platform.materialize([predictions], first, last)
+    batched = platform.lake.read(predictions, days)
+    monkeypatch.undo()
+    for day in days:
+        platform.materialize([predictions], day.isoformat())
+    by_day = platform.lake.read(predictions, days)
+
+    assert batched["model_version"].nunique() >= 2, "the range must span a change of champion"
+    assert len(batched) > 50 * len(days), "more than a batch a day: batches cut through days"
+    pd.testing.assert_frame_equal(batched, by_day, check_exact=True)
+
+
 def test_rollback_restores_the_previous_champion_from_its_effective_date(story):
     entry = story.rollback_entry
     assert entry["action"] == "rollback"
