@@ -1,8 +1,9 @@
 """Raw tables copied from the flight source into the lake through the contract.
 
-Each run reads its range of days from the source a month at a time (a landing zone's files all
-at once), splits the rows by the contract (`resources.contract`) and writes one file per day: rows that meet it to the raw table, the others
-to its quarantine table `<table>_rejected` with file, row number and reasons. A blocking check
+Each run reads its range of days from the source a month or a million flights at a time (a
+landing zone's files all at once), splits the rows by the contract (`resources.contract`) and
+writes one file per day: rows that meet it to the raw table, the others to its quarantine table
+`<table>_rejected` with file, row number and reasons. A blocking check
 reports the share of rejected rows and stops downstream assets when a day exceeds the limit.
 A file that cannot be read, or has not arrived, fails the run before anything is written.
 """
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from assets.metadata import preview_metadata, preview_on_newest_day, table_metadata
-from assets.partitions import chunked, daily_partitions, run_days
+from assets.partitions import chunked, daily_partitions, days_per_chunk, run_days
 from resources import contract
 from resources.contract import TableContract, Validation
 from resources.lake import Lake, describe_days
@@ -108,13 +109,15 @@ def raw_asset(rules: TableContract, fetch: Fetch, description: str) -> dg.Assets
 
 
 def delivery_chunks(source: FlightSource, days: list[date]) -> list[list[date]]:
-    """The pieces a range is ingested in: a month at a time from a generated source, to bound
-    memory at any volume (a day's rows do not depend on the cut); at once from a landing zone,
-    whose files are all read and checked before anything is written, so an unreadable file
-    leaves the lake unchanged."""
+    """The pieces a range is ingested in: from a generated source, a month or as many days as
+    hold about `CHUNK_ROWS` flights, to bound memory at any volume (a day's rows do not depend
+    on the cut); at once from a landing zone, whose files are all read and checked before
+    anything is written, so an unreadable file leaves the lake unchanged."""
     if isinstance(source, EnvironmentSource):
         source = source.current()
-    return [days] if isinstance(source, LandingFlightSource) else chunked(days)
+    if isinstance(source, LandingFlightSource):
+        return [days]
+    return chunked(days, days_per_chunk(source.typical_flights_per_day()))
 
 
 def ingest(

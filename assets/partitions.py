@@ -9,6 +9,9 @@ FIRST_DAY = date(2013, 1, 1)
 # month keeps the work set-wise while bounding memory (about 3 M flights at 100 times the
 # bundled volume), and each day's rows do not depend on how the range was cut.
 CHUNK_DAYS = 31
+# A read from a generated source is cut further, to about this many rows: a month at 100 times
+# the bundled volume took 3 GiB to generate, check and write.
+CHUNK_ROWS = 1_000_000
 # The bundled source covers 2013; a fixed end keeps the partition list from growing to today.
 daily_partitions = dg.DailyPartitionsDefinition(start_date="2013-01-01", end_date="2014-01-01")
 
@@ -21,6 +24,11 @@ def days_between(first: date, last: date) -> list[date]:
 def chunked(days: list[date], size: int = CHUNK_DAYS) -> list[list[date]]:
     """`days` cut into consecutive pieces of at most `size` days."""
     return [days[i : i + size] for i in range(0, len(days), size)]
+
+
+def days_per_chunk(rows_per_day: int) -> int:
+    """Days of `rows_per_day` rows that fit in `CHUNK_ROWS`: at least one, at most `CHUNK_DAYS`."""
+    return max(1, min(CHUNK_DAYS, CHUNK_ROWS // max(1, rows_per_day)))
 
 
 def run_days(context: dg.AssetExecutionContext) -> list[date]:

@@ -72,3 +72,6 @@ class EnvironmentSource(FlightSource):
 
     def planes(self) -> pd.DataFrame:
         return source_from_environment().planes()
+
+    def typical_flights_per_day(self) -> int:
+        return source_from_environment().typical_flights_per_day()

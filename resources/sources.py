@@ -14,6 +14,8 @@ import pandas as pd
 
 from resources import schema
 
+BUNDLED_FLIGHTS_PER_DAY = 923  # 336,776 flights in 2013
+
 
 class FlightSource(dg.ConfigurableResource):
     """Scheduled flights, hourly weather at the origins, flight outcomes and the plane register."""
@@ -33,6 +35,11 @@ class FlightSource(dg.ConfigurableResource):
     @abstractmethod
     def planes(self) -> pd.DataFrame:
         """The plane register, conforming to `schema.PLANES`."""
+
+    def typical_flights_per_day(self) -> int:
+        """About how many flights a day this source serves (2013's volume unless the source
+        says otherwise): a backfill reads as many days at once as keep a read within bounds."""
+        return BUNDLED_FLIGHTS_PER_DAY
 
 
 class BundledFlightSource(FlightSource):

@@ -97,6 +97,9 @@ class SyntheticFlightSource(FlightSource):
     def planes(self) -> pd.DataFrame:
         return _planes(self.seed)
 
+    def typical_flights_per_day(self) -> int:
+        return self.flights_per_day
+
 
 def _days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]

@@ -217,20 +217,20 @@ def test_range_backfill_equals_day_by_day(instance, synthetic_source, tmp_path):
 def test_ingesting_a_range_in_pieces_gives_the_rows_of_one_piece(
     instance, synthetic_source, tmp_path, monkeypatch
 ):
-    """A range is read from a generated source a month at a time; where it is cut must not
-    change a row. Pieces of two days here, against the whole range at once."""
+    """A range is read from a generated source a month or a million flights at a time; where
+    it is cut must not change a row. Pieces of two days here, against the whole range at once."""
     from assets import ingestion
     from assets.partitions import chunked
 
     first, last = "2013-01-06", "2013-01-10"
     whole = Platform(instance, synthetic_source, make_lake(tmp_path / "whole"))
-    monkeypatch.setattr(ingestion, "chunked", lambda days: [days])
+    monkeypatch.setattr(ingestion, "chunked", lambda days, size: [days])
     whole.materialize(RAW, first, last)
 
     pieces = Platform(instance, synthetic_source, make_lake(tmp_path / "pieces"))
     cut: list[list[list[date]]] = []
 
-    def in_pairs(days: list[date]) -> list[list[date]]:
+    def in_pairs(days: list[date], size: int) -> list[list[date]]:
         cut.append(chunked(days, 2))
         return cut[-1]
 
@@ -244,3 +244,15 @@ def test_ingesting_a_range_in_pieces_gives_the_rows_of_one_piece(
         pd.testing.assert_frame_equal(
             read_table(pieces.lake, table, iso_days(first, last)), expected, check_exact=True
         )
+
+
+def test_a_generated_source_is_read_a_month_or_a_million_flights_at_a_time():
+    from assets.ingestion import delivery_chunks
+    from resources.synthetic import SyntheticFlightSource
+
+    quarter = iso_days("2013-01-01", "2013-03-31")
+    busy = SyntheticFlightSource(flights_per_day=300_000)
+    assert [len(piece) for piece in delivery_chunks(busy, quarter)] == [3] * 30
+    usual = SyntheticFlightSource(flights_per_day=300)
+    assert [len(piece) for piece in delivery_chunks(usual, quarter)] == [31, 31, 28]
+    assert sum(delivery_chunks(busy, quarter), []) == quarter
