@@ -32,7 +32,7 @@ from pydantic import Field
 
 from assets.model_pipeline import champion_dep, champions_in_force
 from assets.model_spec import ModelSpec
-from assets.partitions import chunked, daily_partitions, run_days
+from assets.partitions import daily_partitions, row_chunks, run_days
 from resources.lake import Lake
 from resources.registry import ModelRegistry
 
@@ -170,8 +170,9 @@ def build_drift_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             for version in sorted(set(champions.values()))
         }
         metadata = {}
-        for chunk in chunked(days):
-            current = features_of(lake, spec, features_key.to_user_string(), chunk)
+        features = features_key.to_user_string()
+        for chunk in row_chunks(days, lake.row_count(features, days)):
+            current = features_of(lake, spec, features, chunk)
             rows, reports = [], {}
             for day, (flights, today) in split_by_day(current, column_types(spec), chunk).items():
                 version = champions[day]

@@ -16,11 +16,11 @@ from assets.metadata import preview_on_newest_day, table_metadata
 from assets.model_spec import ModelSpec
 from assets.partitions import (
     FIRST_DAY,
-    chunked,
     daily_partitions,
     days_between,
     preceding_days,
     preceding_window,
+    row_chunks,
     run_days,
 )
 from assets.quality_gate import QUALITY_GATE
@@ -58,7 +58,8 @@ def build_model_pipeline(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     )
     def features(context: dg.AssetExecutionContext, lake: Lake) -> dg.MaterializeResult:
         rows: dict[date, int] = {}
-        for days in chunked(run_days(context)):
+        every_day = run_days(context)
+        for days in row_chunks(every_day, lake.row_count("raw_flights", every_day)):
             table = features_of_days(lake, spec, days)
             rows |= lake.write_partitions(features_key.to_user_string(), table, "flight_date", days)
         lake.refresh_warehouse()
@@ -148,7 +149,8 @@ def build_model_pipeline(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         estimators: dict[str, object] = {}
         rows: dict[date, int] = {}
         total_score = 0.0
-        for chunk in chunked(days):
+        features = features_key.to_user_string()
+        for chunk in row_chunks(days, lake.row_count(features, days)):
             threads = modeling.model_threads(runs_in_progress(context.instance))
             table = scored_days(lake, registry, spec, chunk, versions, estimators, threads)
             rows |= lake.write_partitions(f"{spec.name}/predictions", table, "flight_date", chunk)

@@ -9,8 +9,8 @@ FIRST_DAY = date(2013, 1, 1)
 # month keeps the work set-wise while bounding memory (about 3 M flights at 100 times the
 # bundled volume), and each day's rows do not depend on how the range was cut.
 CHUNK_DAYS = 31
-# A read from a generated source is cut further, to about this many rows: a month at 100 times
-# the bundled volume took 3 GiB to generate, check and write.
+# A range of a large volume is cut further, to about this many flights a piece: a month at 100
+# times the bundled volume took 3 GiB to generate, check and write.
 CHUNK_ROWS = 1_000_000
 # The bundled source covers 2013; a fixed end keeps the partition list from growing to today.
 daily_partitions = dg.DailyPartitionsDefinition(start_date="2013-01-01", end_date="2014-01-01")
@@ -29,6 +29,12 @@ def chunked(days: list[date], size: int = CHUNK_DAYS) -> list[list[date]]:
 def days_per_chunk(rows_per_day: int) -> int:
     """Days of `rows_per_day` rows that fit in `CHUNK_ROWS`: at least one, at most `CHUNK_DAYS`."""
     return max(1, min(CHUNK_DAYS, CHUNK_ROWS // max(1, rows_per_day)))
+
+
+def row_chunks(days: list[date], rows: int) -> list[list[date]]:
+    """`days`, holding `rows` flights in all, cut into pieces of a month or about `CHUNK_ROWS`
+    flights, whichever is fewer days."""
+    return chunked(days, days_per_chunk(rows // max(1, len(days))))
 
 
 def run_days(context: dg.AssetExecutionContext) -> list[date]:

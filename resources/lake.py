@@ -186,6 +186,13 @@ class Lake(dg.ConfigurableResource):
                 )
         _expose(con, name, store, {key: listed[key] for key in wanted})
 
+    def row_count(self, table: str, days: Sequence[date]) -> int:
+        """Rows of the partitions `days` of `table`, from the Parquet footers (no data read)."""
+        con = duckdb.connect()
+        self.register(con, "t", table, days)
+        [(rows,)] = con.sql("SELECT count(*) FROM t").fetchall()
+        return rows
+
     def read(self, table: str, days: Sequence[date] | None = None) -> pd.DataFrame:
         """Read partitions (or an unpartitioned table) into pandas."""
         con = duckdb.connect()

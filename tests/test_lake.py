@@ -55,6 +55,12 @@ def test_rewriting_partitions_replaces_them_exactly(lake: Lake):
     assert files_in(lake.partition_file(TABLE, D1).parent) == [PART_FILE]
 
 
+def test_row_counts_of_partitions(lake: Lake):
+    rows = [(D1, "AA", 1), (D1, "AA", 2), (D2, "B6", 3)]
+    lake.write_partitions(TABLE, flights_frame(rows), "flight_date", [D1, D2])
+    assert (lake.row_count(TABLE, [D1]), lake.row_count(TABLE, [D1, D2])) == (2, 3)
+
+
 def test_rows_outside_the_written_days_are_refused(lake: Lake):
     with pytest.raises(ValueError, match="outside"):
         lake.write_partitions(

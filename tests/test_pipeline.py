@@ -193,11 +193,18 @@ def test_features_of_a_day_never_use_that_days_outcomes(platform: Platform):
     pd.testing.assert_frame_equal(changed[other], features_next[other], check_exact=True)
 
 
-def test_range_backfill_equals_day_by_day(instance, synthetic_source, tmp_path):
+def test_range_backfill_equals_day_by_day(instance, synthetic_source, tmp_path, monkeypatch):
+    """A range run computes features a month or a million flights at a time; here pieces of two
+    days (250 flights), against one run per day."""
+    from assets import partitions
+
     days = iso_days("2013-01-06", "2013-01-10")
     ranged = Platform(instance, synthetic_source, make_lake(tmp_path / "range"))
     ingest(ranged)
+    monkeypatch.setattr(partitions, "CHUNK_ROWS", 250)
+    assert partitions.row_chunks(days, 120 * len(days)) == [days[0:2], days[2:4], days[4:]]
     ranged.materialize([FEATURES], days[0].isoformat(), days[-1].isoformat())
+    monkeypatch.undo()
 
     daily = Platform(instance, synthetic_source, make_lake(tmp_path / "daily"))
     ingest(daily)
