@@ -3,12 +3,16 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+# Chosen on the bundled year (`bench/model_params.py`): over 20 cutoffs from March to December,
+# these smaller, more regularized trees score about 0.01 AUC higher than the parameters they
+# replaced (learning rate 0.08, 31 leaves of at least 40 rows, L2 1.0), both on the 30 days each
+# model then serves and on its holdout. About 50,000 rows of a 60-day window are few for 31 leaves.
 DEFAULT_PARAMS: dict[str, float | int] = {
-    "learning_rate": 0.08,
+    "learning_rate": 0.04,
     "max_iter": 250,
-    "max_leaf_nodes": 31,
-    "min_samples_leaf": 40,
-    "l2_regularization": 1.0,
+    "max_leaf_nodes": 15,
+    "min_samples_leaf": 100,
+    "l2_regularization": 5.0,
     "random_state": 2013,
 }
 

@@ -1,0 +1,113 @@
+"""How a model's parameters fare over the bundled year: the evidence behind `DEFAULT_PARAMS`.
+
+On a fresh temporary lake (the raw tables and features of 2013, in-process runs as in
+`bench/replay_retraining.py`), for cutoffs on the 1st and 16th of every month from March to
+December: each parameter set is fitted on the cutoff's window as the model asset fits it (the
+spec's window minus its holdout days), then scored on the holdout (what the quality gate sees)
+and on the 30 days the model would then serve. Prints the mean AUC of each set over the
+cutoffs, how many holdouts fall below the gate's floor, and writes `.data/bench/model_params.json`.
+
+    .venv/bin/python -m bench.model_params        # about five minutes
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from datetime import date, timedelta
+
+from bench.harness import Figure, info, record, table, workspace
+from bench.replay_retraining import YEAR, Platform
+
+# The parameters `DEFAULT_PARAMS` replaced, and two neighbours of the chosen set.
+CANDIDATES: dict[str, dict[str, float | int]] = {
+    "default": {},
+    "previous (lr 0.08, 31 leaves >= 40 rows, l2 1)": {
+        "learning_rate": 0.08,
+        "max_leaf_nodes": 31,
+        "min_samples_leaf": 40,
+        "l2_regularization": 1.0,
+    },
+    "lr 0.03, leaves >= 200 rows": {"learning_rate": 0.03, "min_samples_leaf": 200},
+    "lr 0.05, 7 leaves, 300 iterations": {
+        "learning_rate": 0.05,
+        "max_leaf_nodes": 7,
+        "max_iter": 300,
+    },
+}
+SERVED_DAYS = 30
+AUC_FLOOR = 0.65  # the quality gate's default
+
+
+def cutoffs() -> list[date]:
+    return [date(2013, month, day) for month in range(3, 13) for day in (1, 16)]
+
+
+def evaluate(platform: Platform, spec, params: dict, cutoff: date) -> tuple[float, float]:
+    """Holdout and served AUC of `params` fitted for `cutoff`."""
+    from assets import modeling
+    from assets.model_pipeline import labelled_rows
+    from assets.partitions import days_between, preceding_days
+
+    window = preceding_days(cutoff, spec.window_days)
+    rows = labelled_rows(platform.lake, spec, window)
+    holdout_first = window[-spec.holdout_days]
+    fit, holdout = rows[rows.flight_date < holdout_first], rows[rows.flight_date >= holdout_first]
+    last = min(cutoff + timedelta(days=SERVED_DAYS - 1), date.fromisoformat(YEAR[1]))
+    served = labelled_rows(platform.lake, spec, days_between(cutoff, last))
+    estimator = modeling.fit(spec, fit, params)
+    return tuple(
+        modeling.classification_metrics(part["label"], modeling.score(estimator, spec, part))["auc"]
+        for part in (holdout, served)
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args(argv)
+    from assets import MODELS
+
+    spec = MODELS[0]
+    started = time.perf_counter()
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in CANDIDATES}
+    with workspace("model-params") as space:
+        platform = Platform(space)
+        platform.must("raw_planes", platform.materialize(["raw_planes"]))
+        raw = ["raw_flights", "raw_weather", "flight_outcomes"]
+        platform.must("raw tables", platform.materialize(raw, *YEAR))
+        platform.must("features", platform.materialize([f"{spec.name}/features"], *YEAR))
+        for cutoff in cutoffs():
+            for name, change in CANDIDATES.items():
+                results[name].append(evaluate(platform, spec, {**spec.params, **change}, cutoff))
+            print(f"  {cutoff}: " + ", ".join(f"{r[-1][1]:.3f}" for r in results.values()))
+
+    figures: list[Figure] = []
+    for name, aucs in results.items():
+        holdout, served = zip(*aucs, strict=True)
+        figures += [
+            info(
+                f"{name}: served AUC, mean",
+                statistics.mean(served),
+                note=f"next {SERVED_DAYS} days",
+            ),
+            info(f"{name}: holdout AUC, mean", statistics.mean(holdout)),
+            info(
+                f"{name}: holdouts below {AUC_FLOOR}",
+                sum(a < AUC_FLOOR for a in holdout),
+                note=f"of {len(holdout)} cutoffs",
+            ),
+        ]
+    print()
+    print(table(f"Model parameters over {len(cutoffs())} cutoffs of 2013", figures))
+    details = {
+        "default_params": dict(spec.params),
+        "candidates": CANDIDATES,
+        "cutoffs": [c.isoformat() for c in cutoffs()],
+        "holdout_and_served_auc": results,
+    }
+    print(f"\nwritten to {record('model_params', figures, details, started)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
