@@ -26,7 +26,7 @@ replay and of the baseline (the mean of the per-day `auc` of `<model>/prediction
 their difference. Targets (issue 4): more than one retrain, far fewer than daily (at most one
 day in ten here), and an AUC gain of at least 0.03.
 
-    .venv/bin/python -m bench.replay_retraining            # the year (about 15 minutes)
+    .venv/bin/python -m bench.replay_retraining            # the year (about 7 minutes)
     .venv/bin/python -m bench.replay_retraining --through 2013-04-15   # a smoke run
 """
 
