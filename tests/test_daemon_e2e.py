@@ -4,8 +4,9 @@ A champion is bootstrapped in-process (the session's synthetic pipeline: January
 champion from March 1, copied into a temporary DAGSTER_HOME and data folder). Then
 `dagster-daemon run` starts, and the test feeds the raw tables of eight drifted days (March 11-18)
 as a feed would. From there the daemon alone must: compute their features, drift reports,
-predictions and quality (the daily cycle), see the drift persist (the drift sensor, with its
-default settings) and launch `flight_delay/model[2013-03-19]`, whose quality gate promotes it.
+predictions and quality (the daily cycle), see the drift persist for three days (the drift
+sensor, with its default settings) and launch `flight_delay/model` for the day after them
+(2013-03-19 when it sees all eight days at once), whose quality gate promotes it.
 The test only watches the instance and the registry, within a deadline, and fails with the runs
 and the end of the daemon's log when that does not happen.
 """
@@ -31,6 +32,7 @@ from resources.lake import Lake
 from resources.registry import ModelRegistry
 from resources.synthetic import SyntheticFlightSource
 from sensors.replay import RAW_TABLES, TRIGGER_TAG
+from sensors.retrain import RetrainSettings
 from sensors.schedules import DAILY_CYCLE_SENSOR
 
 MODEL = "flight_delay"
@@ -159,12 +161,25 @@ def test_daemon_retrains_on_drifted_days_and_promotes(deployment: Deployment, da
             lambda: finished_drift_retrain(instance), DEADLINE_SECONDS, "drift retrain"
         )
         runs = describe_runs(instance)
-    assert retrain.tags["dagster/partition"] == RETRAIN_CUTOFF, runs
+    cutoff = retrain.tags["dagster/partition"]
+    # The sensor acts on the drifted days it has seen: the day after the last fed one when the
+    # daily cycle's eight days are recorded before its tick, earlier when a tick falls between.
+    assert FED[0] < cutoff <= RETRAIN_CUTOFF, runs
+    settings = RetrainSettings()
+    judged = [
+        date.fromisoformat(cutoff) - timedelta(days=n) for n in range(1, settings.drift_days + 1)
+    ]
+    assert all(s > settings.drift_threshold for s in drift_shares(deployment.lake, judged)), runs
     promoted = [e for e in registry.history(MODEL) if e["seq"] > bootstrapped["seq"]]
-    assert [(e["action"], e["effective_from"]) for e in promoted] == [
-        ("promote", RETRAIN_CUTOFF)
-    ], runs
-    assert promoted[0]["version"].startswith(f"{RETRAIN_CUTOFF}.")
+    assert [(e["action"], e["effective_from"]) for e in promoted] == [("promote", cutoff)], runs
+    assert promoted[0]["version"].startswith(f"{cutoff}.")
+
+
+def drift_shares(lake: Lake, days: list[date]) -> list[float]:
+    """Each day's share of drifted columns among those tested, from the drift table."""
+    rows = lake.read(f"{MODEL}/feature_drift", days)
+    tested = rows[rows["method"] != ""]
+    return tested.groupby("flight_date")["drifted"].mean().tolist()
 
 
 def cycle_has_ticked(instance: dg.DagsterInstance) -> bool:
