@@ -17,7 +17,7 @@ import time
 from datetime import date, timedelta
 
 from bench.harness import Figure, info, record, table, workspace
-from bench.replay_retraining import YEAR, Platform
+from bench.replay_retraining import YEAR, Platform, ingest_and_featurize
 
 # The parameters `DEFAULT_PARAMS` replaced, and two neighbours of the chosen set.
 CANDIDATES: dict[str, dict[str, float | int]] = {
@@ -72,10 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in CANDIDATES}
     with workspace("model-params") as space:
         platform = Platform(space)
-        platform.must("raw_planes", platform.materialize(["raw_planes"]))
-        raw = ["raw_flights", "raw_weather", "flight_outcomes"]
-        platform.must("raw tables", platform.materialize(raw, *YEAR))
-        platform.must("features", platform.materialize([f"{spec.name}/features"], *YEAR))
+        ingest_and_featurize(platform, spec.name, YEAR[1])
         for cutoff in cutoffs():
             for name, change in CANDIDATES.items():
                 results[name].append(evaluate(platform, spec, {**spec.params, **change}, cutoff))

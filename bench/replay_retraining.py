@@ -112,12 +112,18 @@ class Platform:
             raise RuntimeError(f"{label}: run {result.run_id} failed:\n" + "\n".join(errors))
 
 
-def bootstrap(platform: Platform, model: str, last: str) -> None:
-    """Step 1: what every day needs before any model, and the first model."""
+def ingest_and_featurize(platform: Platform, model: str, last: str) -> None:
+    """The plane register, and the raw tables and features of 2013-01-01..`last`: what every
+    day needs before any model, one run each."""
     platform.must("raw_planes", platform.materialize(["raw_planes"]))
     raw = ["raw_flights", "raw_weather", "flight_outcomes"]
     platform.must("raw tables", platform.materialize(raw, YEAR[0], last))
     platform.must("features", platform.materialize([f"{model}/features"], YEAR[0], last))
+
+
+def bootstrap(platform: Platform, model: str, last: str) -> None:
+    """Step 1: what every day needs before any model, and the first model."""
+    ingest_and_featurize(platform, model, last)
     platform.must("first model", platform.materialize([f"{model}/model"], FIRST_CUTOFF))
 
 
