@@ -67,7 +67,10 @@ def raw_asset(rules: TableContract, fetch: Fetch, description: str) -> dg.Assets
         description=f"{description} Rows breaking the contract go to {rules.rejected_table}.",
         group_name="ingestion",
         partitions_def=daily_partitions if daily else None,
-        backfill_policy=dg.BackfillPolicy.single_run() if daily else None,
+        # Also on the unpartitioned plane register: `dagster asset materialize --partition-range`
+        # accepts only single-run assets, and with it `--select 'group:ingestion'` backfills every
+        # raw table, planes included, in one run instead of two CLI invocations.
+        backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"parquet"},
         check_specs=[check],
     )

@@ -1,5 +1,9 @@
 """Shared fixtures: a synthetic source, a temporary lake and data folder, a real Dagster instance."""
 
+import os
+import shutil
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # Small but enough for a model: 60+ days of 120 flights train in about a second.
 SYNTHETIC_FLIGHTS_PER_DAY = 120
+DAGSTER = Path(sys.executable).with_name("dagster")
 
 
 @pytest.fixture
@@ -149,3 +154,34 @@ def synthetic_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bui
         results = [built.materialize(keys, first, last) for keys, first, last in PIPELINE_STEPS]
         run_ids = [record.dagster_run.run_id for record in test_instance.get_run_records()]
         yield BuiltPipeline(built, results, run_ids)
+
+
+def platform_env(folder: Path) -> dict[str, str]:
+    """The environment of `make run` with all state under `folder` and the test's synthetic data."""
+    home = folder / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "platform" / "dagster.yaml", home / "dagster.yaml")
+    # The instance exists before runs start in parallel, as after `make run`'s bootstrap: a fresh
+    # SQLite instance created by several processes at once races on its schema migrations.
+    dg.DagsterInstance.from_config(str(home)).dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORM_")}
+    return env | {
+        "DAGSTER_HOME": str(home),
+        "PLATFORM_DATA_DIR": str(folder),
+        "PLATFORM_SOURCE": "synthetic",
+        "PLATFORM_SYNTHETIC_SEED": "7",
+        "PLATFORM_SYNTHETIC_FLIGHTS_PER_DAY": str(SYNTHETIC_FLIGHTS_PER_DAY),
+    }
+
+
+def start_materialize(env: dict[str, str], select: str, *partition: str) -> subprocess.Popen:
+    """`dagster asset materialize` of the code location, as a user or the daemon runs it."""
+    command = [str(DAGSTER), "asset", "materialize", "-f", "platform/definitions.py", "-d", "."]
+    return subprocess.Popen(
+        [*command, "--select", select, *partition],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -1,7 +1,6 @@
 """Runs in parallel processes, as the daemon launches them: different partitions at once, a retrain
 beside a backfill, and the analysts' catalog refreshed under a reader. No run may fail on a lock."""
 
-import os
 import shutil
 import subprocess
 import sys
@@ -11,48 +10,23 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from conftest import REPO_ROOT, SYNTHETIC_FLIGHTS_PER_DAY, BuiltPipeline, Platform, make_lake
+from conftest import (
+    SYNTHETIC_FLIGHTS_PER_DAY,
+    BuiltPipeline,
+    Platform,
+    make_lake,
+    platform_env,
+    start_materialize,
+)
 
 from assets.partitions import days_between
 from resources.lake import Lake
 from resources.registry import ModelRegistry
 from resources.synthetic import SyntheticFlightSource
 
-DAGSTER = Path(sys.executable).with_name("dagster")
 RAW = "raw_flights,raw_weather,flight_outcomes"
 LOCK_ERRORS = ("database is locked", "could not set lock", "conflicting lock")
 SUBPROCESS_SECONDS = 600
-
-
-def platform_env(folder: Path) -> dict[str, str]:
-    """The environment of `make run` with all state under `folder` and the test's synthetic data."""
-    home = folder / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO_ROOT / "platform" / "dagster.yaml", home / "dagster.yaml")
-    # The instance exists before runs start in parallel, as after `make run`'s bootstrap: a fresh
-    # SQLite instance created by several processes at once races on its schema migrations.
-    dg.DagsterInstance.from_config(str(home)).dispose()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORM_")}
-    return env | {
-        "DAGSTER_HOME": str(home),
-        "PLATFORM_DATA_DIR": str(folder),
-        "PLATFORM_SOURCE": "synthetic",
-        "PLATFORM_SYNTHETIC_SEED": "7",
-        "PLATFORM_SYNTHETIC_FLIGHTS_PER_DAY": str(SYNTHETIC_FLIGHTS_PER_DAY),
-    }
-
-
-def start_materialize(env: dict[str, str], select: str, *partition: str) -> subprocess.Popen:
-    """`dagster asset materialize` of the code location, as a user or the daemon runs it."""
-    command = [str(DAGSTER), "asset", "materialize", "-f", "platform/definitions.py", "-d", "."]
-    return subprocess.Popen(
-        [*command, "--select", select, *partition],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def assert_all_succeed(processes: list[subprocess.Popen]) -> None:

@@ -3,10 +3,11 @@
 import os
 import runpy
 import subprocess
+from datetime import date
 
 import dagster as dg
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, make_lake, platform_env, start_materialize
 
 from assets.partitions import daily_partitions
 
@@ -85,6 +86,22 @@ def test_daily_assets_share_the_partitions_and_backfill_in_one_run(asset_nodes: 
     keys = daily_partitions.get_partition_keys()
     assert keys[0] == "2013-01-01"
     assert "2013-12-31" in keys
+
+
+def test_one_cli_run_backfills_every_raw_table_planes_included(tmp_path):
+    """The CLI refuses a partition range unless every selected asset backfills in one run; the
+    unpartitioned plane register must not split a backfill of the ingestion group in two."""
+    run = start_materialize(
+        platform_env(tmp_path), "group:ingestion", "--partition-range", "2013-01-05...2013-01-06"
+    )
+    output = run.communicate(timeout=300)[0]
+    assert run.returncode == 0, output[-4000:]
+
+    lake = make_lake(tmp_path)
+    days = [date(2013, 1, 5), date(2013, 1, 6)]
+    for table in ("raw_flights", "raw_weather", "flight_outcomes"):
+        assert lake.missing_partitions(table, days) == [], table
+    assert len(lake.read("raw_planes")) > 0
 
 
 def test_every_asset_has_a_description_and_a_known_group(asset_nodes: dict):
