@@ -19,9 +19,10 @@ cutoff and the estimate for monthly retraining.
 
 The naive path is the same graph launched one partition per run, for a sample of days, in a
 copy of the fast path's lake from which those days were deleted (so each run finds the history
-and champions a naive backfill would have built by then), plus one run of the plane register. Its
-runs are extrapolated to the year per asset; each is also one day of the daily cycle from a cold `dagster asset materialize`. The
-sampled days written by both paths are then compared row for row.
+and champions a naive backfill would have built by then), plus one run of the plane register.
+Its runs are extrapolated to the year per asset; each is also one day of the daily cycle from a
+cold `dagster asset materialize`. The sampled days written by both paths are then compared row
+for row.
 """
 
 import argparse
