@@ -86,9 +86,7 @@ def train_cutoff(
 
     started = time.perf_counter()
     frame = labelled[labelled["flight_date"].between(window[0], window[-1])]
-    holdout_first = window[-spec.holdout_days]
-    fit_rows = frame[frame["flight_date"] < holdout_first]
-    holdout = frame[frame["flight_date"] >= holdout_first]
+    fit_rows, holdout = holdout_split(spec, frame, window)
     params = config.base_params(spec)
     trials = None
     if config.search_trials > 0 or config.search_seconds > 0:
@@ -123,7 +121,7 @@ def train_cutoff(
             "partition": day.isoformat(),
             "training_window": [window[0].isoformat(), window[-1].isoformat()],
             "fit_window": [window[0].isoformat(), window[-spec.holdout_days - 1].isoformat()],
-            "holdout_window": [holdout_first.isoformat(), window[-1].isoformat()],
+            "holdout_window": [window[-spec.holdout_days].isoformat(), window[-1].isoformat()],
             "fit_rows": len(fit_rows),
             "window_rows": labelled.attrs.get("window_rows", len(frame)),
             "sampled_every": labelled.attrs.get("sampled_every", 1),
@@ -154,6 +152,15 @@ def train_cutoff(
     if promote:
         registry.promote(spec.name, version, day, action="promote", reason=decision.reason)
     return Trained(record, decision, promote)
+
+
+def holdout_split(
+    spec: ModelSpec, rows: pd.DataFrame, window: list[date]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The labelled `rows` of `window` a candidate is fitted on, and its holdout: the window's
+    last `spec.holdout_days` days, which fitting never sees."""
+    held_out = rows["flight_date"] >= window[-spec.holdout_days]
+    return rows[~held_out], rows[held_out]
 
 
 def reference_sample(spec: ModelSpec, fit_rows: pd.DataFrame) -> pd.DataFrame:

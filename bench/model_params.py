@@ -16,6 +16,7 @@ import sys
 import time
 from datetime import date, timedelta
 
+from assets.quality_gate import DEFAULT_AUC_FLOOR
 from bench.harness import Figure, info, record, table, workspace
 from bench.replay_retraining import YEAR, Platform, ingest_and_featurize
 
@@ -36,7 +37,6 @@ CANDIDATES: dict[str, dict[str, float | int]] = {
     },
 }
 SERVED_DAYS = 30
-AUC_FLOOR = 0.65  # the quality gate's default
 
 
 def cutoffs() -> list[date]:
@@ -48,11 +48,10 @@ def evaluate(platform: Platform, spec, params: dict, cutoff: date) -> tuple[floa
     from assets import modeling
     from assets.model_pipeline import labelled_rows
     from assets.partitions import days_between, preceding_days
+    from assets.training import holdout_split
 
     window = preceding_days(cutoff, spec.window_days)
-    rows = labelled_rows(platform.lake, spec, window)
-    holdout_first = window[-spec.holdout_days]
-    fit, holdout = rows[rows.flight_date < holdout_first], rows[rows.flight_date >= holdout_first]
+    fit, holdout = holdout_split(spec, labelled_rows(platform.lake, spec, window), window)
     last = min(cutoff + timedelta(days=SERVED_DAYS - 1), date.fromisoformat(YEAR[1]))
     served = labelled_rows(platform.lake, spec, days_between(cutoff, last))
     estimator = modeling.fit(spec, fit, params)
@@ -89,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             ),
             info(f"{name}: holdout AUC, mean", statistics.mean(holdout)),
             info(
-                f"{name}: holdouts below {AUC_FLOOR}",
-                sum(a < AUC_FLOOR for a in holdout),
+                f"{name}: holdouts below {DEFAULT_AUC_FLOOR}",
+                sum(a < DEFAULT_AUC_FLOOR for a in holdout),
                 note=f"of {len(holdout)} cutoffs",
             ),
         ]

@@ -22,10 +22,9 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from assets.quality_gate import DEFAULT_AUC_FLOOR
 from bench.harness import Figure, info, record, table, workspace
 from bench.replay_retraining import FIRST_CUTOFF, MEASURED, YEAR, Platform, ingest_and_featurize
-
-AUC_FLOOR = 0.65  # the quality gate's default
 
 
 @dataclass(frozen=True)
@@ -66,14 +65,13 @@ class Year:
         returns it with its holdout AUC."""
         from assets import modeling
         from assets.partitions import preceding_days
+        from assets.training import holdout_split
 
         window = preceding_days(cutoff, window_days)
         rows = self.rows[self.rows["flight_date"].between(window[0], window[-1])]
-        holdout_first = window[-self.spec.holdout_days]
-        fitted = modeling.fit(
-            self.spec, rows[rows["flight_date"] < holdout_first], self.spec.params
-        )
-        return fitted, self.auc(fitted, rows[rows["flight_date"] >= holdout_first])
+        fit, holdout = holdout_split(self.spec, rows, window)
+        fitted = modeling.fit(self.spec, fit, self.spec.params)
+        return fitted, self.auc(fitted, holdout)
 
     def auc(self, estimator, rows: pd.DataFrame) -> float:
         from assets import modeling
@@ -130,12 +128,12 @@ def main(argv: list[str] | None = None) -> int:
             daily, holdouts = served(year, policy)
             name = policy.label(spec.window_days)
             mean = statistics.mean(daily)
-            below = sum(auc < AUC_FLOOR for auc in holdouts)
+            below = sum(auc < DEFAULT_AUC_FLOOR for auc in holdouts)
             figures += [
                 info(f"{name}: mean daily AUC", mean),
                 info(f"{name}: gain", mean - never),
                 info(
-                    f"{name}: holdouts below {AUC_FLOOR}",
+                    f"{name}: holdouts below {DEFAULT_AUC_FLOOR}",
                     below,
                     note=f"of {len(holdouts)} candidates",
                 ),
