@@ -70,8 +70,9 @@ def build_model_pipeline(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         key=model_key,
         description=(
             f"A {spec.name} classifier per training cutoff D, fitted on the {spec.window_days} days "
-            f"before D except the last {spec.holdout_days}, which are held out for evaluation. "
-            "It is promoted to champion from D on when it passes the quality gate."
+            f"before D. The quality gate judges it by a fit of the same parameters without the "
+            f"last {spec.holdout_days} of those days, scored on them; a version that passes is "
+            "promoted to champion from D on."
         ),
         group_name="training",
         partitions_def=daily_partitions,
@@ -338,6 +339,7 @@ def model_metadata(trained: list[Trained]) -> dict[str, dg.MetadataValue]:
         "holdout_log_loss": dg.MetadataValue.float(metrics["log_loss"]),
         "holdout_brier": dg.MetadataValue.float(metrics["brier"]),
         "fit_rows": dg.MetadataValue.int(last["fit_rows"]),
+        "gate_fit_rows": dg.MetadataValue.int(last["gate_fit_rows"]),
         "holdout_rows": dg.MetadataValue.int(metrics["rows"]),
         "gate_passed": dg.MetadataValue.bool(trained[-1].decision.passed),
         "promoted": dg.MetadataValue.bool(trained[-1].promoted),

@@ -3,6 +3,7 @@
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -62,6 +63,18 @@ class TrainingConfig(dg.Config):
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """A version before the gate. `estimator`, fitted on every labelled row of the window, is
+    what is stored and served; `metrics` are the gate's evidence: a fit of the same parameters
+    without the window's last `holdout_days`, scored on the rows of those days (`holdout`)."""
+
+    estimator: Any
+    metrics: dict[str, float]
+    holdout: pd.DataFrame
+    gate_fit_rows: int
+
+
+@dataclass(frozen=True)
 class Trained:
     record: dict
     decision: GateDecision
@@ -78,25 +91,23 @@ def train_cutoff(
 ) -> Trained:
     """Train the model for cutoff `day` on the `labelled` rows of its `window` and gate it.
 
-    The last `holdout_days` of the window are held out; the candidate and the champion in force
-    on `day` are both scored on them. A passing candidate becomes champion from `day` on, unless
-    it already is, or a rollback withdrew it (then only a person may promote it again).
+    The candidate (`fit_candidate`) and the champion in force on `day` are both scored on the
+    window's held-out days. A passing version becomes champion from `day` on, unless it already
+    is, or a rollback withdrew it (then only a person may promote it again).
     """
     from assets import modeling, tuning
 
     started = time.perf_counter()
     frame = labelled[labelled["flight_date"].between(window[0], window[-1])]
-    fit_rows, holdout = holdout_split(spec, frame, window)
     params = config.base_params(spec)
     trials = None
     if config.search_trials > 0 or config.search_seconds > 0:
+        fit_rows, _ = holdout_split(spec, frame, window)
         params, trials = tuning.search(
             spec, fit_rows, params, config.search_trials, config.search_seconds
         )
-    estimator = modeling.fit(spec, fit_rows, params)
-    metrics = modeling.classification_metrics(
-        holdout["label"], modeling.score(estimator, spec, holdout)
-    )
+    candidate = fit_candidate(spec, frame, window, params)
+    metrics, holdout = candidate.metrics, candidate.holdout
     data_fingerprint = modeling.fingerprint(frame)
     version = modeling.version_id(day, data_fingerprint, spec, params)
 
@@ -116,13 +127,18 @@ def train_cutoff(
     record = registry.save(
         spec.name,
         version,
-        estimator,
+        candidate.estimator,
         {
             "partition": day.isoformat(),
             "training_window": [window[0].isoformat(), window[-1].isoformat()],
-            "fit_window": [window[0].isoformat(), window[-spec.holdout_days - 1].isoformat()],
+            "fit_window": [window[0].isoformat(), window[-1].isoformat()],
+            "gate_fit_window": [
+                window[0].isoformat(),
+                window[-spec.holdout_days - 1].isoformat(),
+            ],
             "holdout_window": [window[-spec.holdout_days].isoformat(), window[-1].isoformat()],
-            "fit_rows": len(fit_rows),
+            "fit_rows": len(frame),
+            "gate_fit_rows": candidate.gate_fit_rows,
             "window_rows": labelled.attrs.get("window_rows", len(frame)),
             "sampled_every": labelled.attrs.get("sampled_every", 1),
             "data_fingerprint": data_fingerprint,
@@ -142,7 +158,7 @@ def train_cutoff(
             "code_version": modeling.code_version(),
             "created_at": datetime.now(UTC).isoformat(),
         },
-        reference=reference_sample(spec, fit_rows),
+        reference=reference_sample(spec, frame),
     )
     promote = (
         decision.passed
@@ -154,11 +170,28 @@ def train_cutoff(
     return Trained(record, decision, promote)
 
 
+def fit_candidate(
+    spec: ModelSpec, rows: pd.DataFrame, window: list[date], params: dict[str, float | int]
+) -> Candidate:
+    """The version of `window` and the gate's evidence about it. The stored version is fitted on
+    the whole window, held-out days included: under drift the newest days tell the most, and a
+    model served without them would start a week old. The gate therefore judges a fit of the
+    same parameters without the held-out days, scored on them."""
+    from assets import modeling
+
+    fit_rows, holdout = holdout_split(spec, rows, window)
+    evaluated = modeling.fit(spec, fit_rows, params)
+    metrics = modeling.classification_metrics(
+        holdout["label"], modeling.score(evaluated, spec, holdout)
+    )
+    return Candidate(modeling.fit(spec, rows, params), metrics, holdout, len(fit_rows))
+
+
 def holdout_split(
     spec: ModelSpec, rows: pd.DataFrame, window: list[date]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The labelled `rows` of `window` a candidate is fitted on, and its holdout: the window's
-    last `spec.holdout_days` days, which fitting never sees."""
+    """The labelled `rows` of `window` the gate's fit sees, and its holdout: the window's last
+    `spec.holdout_days` days."""
     held_out = rows["flight_date"] >= window[-spec.holdout_days]
     return rows[~held_out], rows[held_out]
 

@@ -2,9 +2,9 @@
 
 On a fresh temporary lake (the raw tables and features of 2013, in-process runs as in
 `bench/replay_retraining.py`), for cutoffs on the 1st and 16th of every month from March to
-December: each parameter set is fitted on the cutoff's window as the model asset fits it (the
-spec's window minus its holdout days), then scored on the holdout (what the quality gate sees)
-and on the 30 days the model would then serve. Prints the mean AUC of each set over the
+December: each parameter set is fitted for the cutoff as the model asset fits it
+(`assets.training.fit_candidate`), giving its holdout AUC (what the quality gate sees) and the
+AUC of the version on the 30 days it would then serve. Prints the mean AUC of each set over the
 cutoffs, how many holdouts fall below the gate's floor, and writes `.data/bench/model_params.json`.
 
     .venv/bin/python -m bench.model_params        # about five minutes
@@ -44,21 +44,18 @@ def cutoffs() -> list[date]:
 
 
 def evaluate(platform: Platform, spec, params: dict, cutoff: date) -> tuple[float, float]:
-    """Holdout and served AUC of `params` fitted for `cutoff`."""
+    """Holdout AUC (the gate's evidence) and served AUC of `params` fitted for `cutoff`."""
     from assets import modeling
     from assets.model_pipeline import labelled_rows
     from assets.partitions import days_between, preceding_days
-    from assets.training import holdout_split
+    from assets.training import fit_candidate
 
     window = preceding_days(cutoff, spec.window_days)
-    fit, holdout = holdout_split(spec, labelled_rows(platform.lake, spec, window), window)
+    candidate = fit_candidate(spec, labelled_rows(platform.lake, spec, window), window, params)
     last = min(cutoff + timedelta(days=SERVED_DAYS - 1), date.fromisoformat(YEAR[1]))
     served = labelled_rows(platform.lake, spec, days_between(cutoff, last))
-    estimator = modeling.fit(spec, fit, params)
-    return tuple(
-        modeling.classification_metrics(part["label"], modeling.score(estimator, spec, part))["auc"]
-        for part in (holdout, served)
-    )
+    scores = modeling.score(candidate.estimator, spec, served)
+    return candidate.metrics["auc"], modeling.classification_metrics(served["label"], scores)["auc"]
 
 
 def main(argv: list[str] | None = None) -> int:

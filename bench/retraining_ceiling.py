@@ -2,8 +2,8 @@
 
 The replay (`bench/replay_retraining.py`) measures what the drift and quality sensors gain over a
 model never retrained after 2013-03-01. This script measures what any retraining policy could
-gain with the same model: a candidate for every cutoff on a fixed cadence from 2013-03-01, each
-fitted as the model asset fits it (its window minus the holdout days) and promoted
+gain with the same model: a version for every cutoff on a fixed cadence from 2013-03-01, each
+fitted as the model asset fits it (`assets.training.fit_candidate`) and promoted
 unconditionally (no sensor, no gate), serving until the next cutoff. The figure is the mean daily
 AUC from June to December against the never-retrained model, as in the replay, for the spec's
 window and cadences, and for longer windows. It also counts the holdouts the gate's floor would
@@ -61,17 +61,15 @@ class Year:
         self.by_day = dict(tuple(self.rows.groupby("flight_date")))
 
     def fit(self, cutoff: date, window_days: int):
-        """The candidate of `cutoff`: fitted on the window before it minus its holdout days;
-        returns it with its holdout AUC."""
-        from assets import modeling
+        """The version of `cutoff` as the model asset fits it, with its holdout AUC (the gate's
+        evidence)."""
         from assets.partitions import preceding_days
-        from assets.training import holdout_split
+        from assets.training import fit_candidate
 
         window = preceding_days(cutoff, window_days)
         rows = self.rows[self.rows["flight_date"].between(window[0], window[-1])]
-        fit, holdout = holdout_split(self.spec, rows, window)
-        fitted = modeling.fit(self.spec, fit, self.spec.params)
-        return fitted, self.auc(fitted, holdout)
+        candidate = fit_candidate(self.spec, rows, window, self.spec.params)
+        return candidate.estimator, candidate.metrics["auc"]
 
     def auc(self, estimator, rows: pd.DataFrame) -> float:
         from assets import modeling

@@ -160,7 +160,7 @@ def test_the_reference_is_a_sample_of_the_fitting_days_stored_with_the_version(m
     assert list(reference.columns) == FLIGHT_DELAY.features
     assert len(reference) == record["reference_rows"] == min(REFERENCE_ROWS, record["fit_rows"])
 
-    # Every sampled row is a flight of the fitting days (not of the held-out ones).
+    # Every sampled row is a flight of the days the version was fitted on: its whole window.
     fit_first, fit_last = (date.fromisoformat(d) for d in record["fit_window"])
     fitted = lake.read("flight_delay/features", days_between(fit_first, fit_last))
     matched = reference.merge(

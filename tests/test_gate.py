@@ -18,6 +18,10 @@ import pytest
 from conftest import QUIET, REPO_ROOT, SYNTHETIC_FLIGHTS_PER_DAY, Platform, make_lake
 
 from assets import defs as asset_defs
+from assets import modeling
+from assets.flight_delay import FLIGHT_DELAY
+from assets.model_pipeline import labelled_rows
+from assets.partitions import days_between
 from assets.promotion_jobs import rollback_model
 from assets.quality_gate import QUALITY_GATE, decide
 from resources.synthetic import SyntheticFlightSource
@@ -213,6 +217,35 @@ def test_the_registry_record_carries_the_lineage(story):
     trained_on = [r["version"] for r in registry.versions_trained_on(MODEL, date(2013, 2, 15))]
     assert _version(story.weak) not in trained_on
     assert {_version(story.better), _version(story.worse)} <= set(trained_on)
+
+
+def test_the_version_served_is_fitted_on_the_whole_window_and_gated_on_a_fit_without_its_holdout(
+    story,
+):
+    registry, lake = story.platform.resources["registry"], story.platform.lake
+    version = _version(story.better)
+    record = registry.record(MODEL, version)
+    assert record["fit_window"] == record["training_window"] == ["2013-01-01", "2013-02-19"]
+    assert record["gate_fit_window"] == ["2013-01-01", "2013-02-12"]
+    window = days_between(date(2013, 1, 1), date(2013, 2, 19))
+    rows = labelled_rows(lake, FLIGHT_DELAY, window)
+    held_out = rows["flight_date"] >= date(2013, 2, 13)
+    assert record["fit_rows"] == len(rows) and record["gate_fit_rows"] == (~held_out).sum()
+
+    served = modeling.score(registry.load(MODEL, version), FLIGHT_DELAY, rows)
+    whole = modeling.fit(FLIGHT_DELAY, rows, record["params"])
+    assert (served == modeling.score(whole, FLIGHT_DELAY, rows)).all()
+
+    gated = modeling.fit(FLIGHT_DELAY, rows[~held_out], record["params"])
+    holdout = rows[held_out]
+    evidence = modeling.classification_metrics(
+        holdout["label"], modeling.score(gated, FLIGHT_DELAY, holdout)
+    )
+    assert record["metrics"]["auc"] == evidence["auc"]
+    assert (
+        record["metrics"]["auc"]
+        != modeling.classification_metrics(holdout["label"], served[held_out.to_numpy()])["auc"]
+    )
 
 
 @pytest.mark.parametrize(
