@@ -167,9 +167,16 @@ def fingerprint(frame: pd.DataFrame) -> str:
     ).hexdigest()
 
 
+# What a version's estimator is fitted on (`assets.training.fit_candidate`). Part of the version
+# id, so that a new rule never stores its artifacts under the ids of older ones, which served
+# predictions name: until 2026-11-24 a version was fitted on its window minus the holdout days.
+FITTED_ON = "the whole window"
+
+
 def version_id(cutoff: date, data_fingerprint: str, spec: ModelSpec, params: Mapping) -> str:
-    """`YYYY-MM-DD.<10 hex>`: same data, features and parameters give the same version."""
-    recipe = json.dumps([data_fingerprint, spec.features, dict(params)], sort_keys=True)
+    """`YYYY-MM-DD.<10 hex>`: same data, features, parameters and fitting rule give the same
+    version."""
+    recipe = json.dumps([data_fingerprint, spec.features, dict(params), FITTED_ON], sort_keys=True)
     return f"{cutoff.isoformat()}.{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
 
 

@@ -1,4 +1,6 @@
-"""Scoring and threads of a spec's classifier, without Dagster."""
+"""Scoring, threads and version ids of a spec's classifier, without Dagster."""
+
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -68,3 +70,16 @@ def test_a_run_takes_its_share_of_the_cores(monkeypatch):
     monkeypatch.setenv(modeling.MODEL_THREADS_ENV, "many")
     with pytest.raises(ValueError, match=modeling.MODEL_THREADS_ENV):
         modeling.model_threads()
+
+
+def test_a_version_id_names_its_data_parameters_and_fitting_rule(monkeypatch):
+    """Served predictions name a version: a new fitting rule must not reuse the ids, and so the
+    stored artifacts, of versions fitted by an older one."""
+    cutoff, data = date(2013, 3, 1), "f" * 64
+    version = modeling.version_id(cutoff, data, SPEC, SPEC.params)
+    assert version == modeling.version_id(cutoff, data, SPEC, dict(SPEC.params))
+    assert version.startswith("2013-03-01.")
+    assert version != modeling.version_id(cutoff, "e" * 64, SPEC, SPEC.params)
+    assert version != modeling.version_id(cutoff, data, SPEC, {**SPEC.params, "max_iter": 1})
+    monkeypatch.setattr(modeling, "FITTED_ON", "the window minus its holdout days")
+    assert version != modeling.version_id(cutoff, data, SPEC, SPEC.params)
