@@ -1,24 +1,30 @@
-"""Software-defined assets: ingestion, and per model its features, training, predictions and monitoring."""
+"""Software-defined assets, built from the declarations: per dataset its raw tables, per model its
+features, model, predictions, drift and quality."""
 
 import dagster as dg
 
 from assets.automation import with_daily_cycle
+from assets.catalog import Catalog, load_catalog
 from assets.drift import build_drift_assets
-from assets.flight_delay import FLIGHT_DELAY
-from assets.ingestion import ingestion_assets
+from assets.ingestion import build_ingestion_assets
 from assets.model_pipeline import build_model_pipeline
 from assets.monitoring import build_monitoring_assets
-from assets.promotion_jobs import promotion_jobs
+from assets.promotion_jobs import build_promotion_jobs
 
-MODELS = [FLIGHT_DELAY]
 
-defs = dg.Definitions(
-    assets=with_daily_cycle(
-        MODELS,
-        *ingestion_assets,
-        *(a for spec in MODELS for a in build_model_pipeline(spec)),
-        *(a for spec in MODELS for a in build_monitoring_assets(spec)),
-        *(a for spec in MODELS for a in build_drift_assets(spec)),
-    ),
-    jobs=promotion_jobs,
-)
+def build_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
+    """Every asset of the catalog's datasets and models, with the daily cycle's conditions."""
+    built = [a for dataset in catalog.datasets for a in build_ingestion_assets(dataset)]
+    for spec in catalog.models:
+        built += build_model_pipeline(catalog, spec)
+        built += build_monitoring_assets(catalog, spec)
+        built += build_drift_assets(catalog, spec)
+    return with_daily_cycle(catalog, built)
+
+
+def build_asset_definitions(catalog: Catalog) -> dg.Definitions:
+    return dg.Definitions(assets=build_assets(catalog), jobs=build_promotion_jobs(catalog))
+
+
+CATALOG = load_catalog()
+defs = build_asset_definitions(CATALOG)

@@ -1,7 +1,8 @@
 """The daily cycle as declarative automation: when day D's data lands, the rest of day D follows.
 
-Once `raw_flights[D]` and `raw_weather[D]` arrive, `<model>/features[D]`, `<model>/feature_drift[D]`
-and `<model>/predictions[D]` run; `<model>/prediction_quality[D]` runs once `flight_outcomes[D]` and
+Once the inputs a model reads on day D arrive (for `flight_delay`, `raw_flights[D]` and
+`raw_weather[D]`), `<model>/features[D]`, `<model>/feature_drift[D]` and `<model>/predictions[D]`
+run; `<model>/prediction_quality[D]` runs once the labels of D (`flight_outcomes[D]`) and
 `predictions[D]` both exist. `<model>/model` is never automated: retraining is decided by the drift
 and quality sensors (or the weekly schedule), not by new data.
 
@@ -21,21 +22,19 @@ trigger anything. Two dependencies are treated apart:
   must not rewrite past predictions or drift reports, so model updates trigger nothing and model
   partitions are not required to exist (most never will). A retrain *in progress* does hold them
   back, so the day after a retrain is served by the new champion.
-- **outcomes of the previous days** (features[D] use outcomes of D-7..D-1): they are required, so
-  features wait for yesterday's outcomes, but a late rewrite of old outcomes does not recompute
-  features. Those features were already served: recomputing them would silently rewrite the
-  predictions a day was actually scored with. Quality, which judges day D by its own outcomes,
-  is re-evaluated when those outcomes change.
+- **inputs read only before D** (flight_delay's features[D] use outcomes of D-7..D-1): they are
+  required, so features wait for yesterday's outcomes, but a late rewrite of old outcomes does
+  not recompute features. Those features were already served: recomputing them would silently
+  rewrite the predictions a day was actually scored with. Quality, which judges day D by its own
+  labels, is re-evaluated when those labels change.
 """
-
-from collections.abc import Iterable
 
 import dagster as dg
 
-from assets.model_spec import ModelSpec
+from assets.catalog import Catalog
+from assets.model_pipeline import features_key, model_key, predictions_key
 
 DAILY_CYCLE = "daily_cycle"
-OUTCOMES = dg.AssetSelection.assets("flight_outcomes")
 
 
 def daily_cycle_condition(
@@ -61,27 +60,30 @@ def daily_cycle_condition(
     ).with_label(DAILY_CYCLE)
 
 
-def daily_cycle_policy(specs: Iterable[ModelSpec]) -> dict[dg.AssetKey, dg.AutomationCondition]:
+def daily_cycle_policy(catalog: Catalog) -> dict[dg.AssetKey, dg.AutomationCondition]:
     """The condition of every automated asset of each model; the model itself is not among them."""
     policy = {}
-    for spec in specs:
-        model = dg.AssetSelection.assets(dg.AssetKey([spec.name, "model"]))
+    for spec in catalog.models:
+        model = dg.AssetSelection.assets(model_key(spec))
         served = daily_cycle_condition(untriggering=model, unrequired=model)
         policy |= {
-            dg.AssetKey([spec.name, "features"]): daily_cycle_condition(untriggering=OUTCOMES),
+            predictions_key(spec): served,
             dg.AssetKey([spec.name, "feature_drift"]): served,
-            dg.AssetKey([spec.name, "predictions"]): served,
             dg.AssetKey([spec.name, "prediction_quality"]): daily_cycle_condition(),
         }
+        if not spec.features_from:
+            past = [i.table for i in spec.inputs.values() if not i.same_day]
+            untriggering = dg.AssetSelection.assets(*past) if past else None
+            policy[features_key(spec)] = daily_cycle_condition(untriggering=untriggering)
     return policy
 
 
 def with_daily_cycle(
-    specs: Iterable[ModelSpec], *assets: dg.AssetsDefinition
+    catalog: Catalog, assets: list[dg.AssetsDefinition]
 ) -> list[dg.AssetsDefinition]:
-    """`assets` with the daily-cycle conditions of the models `specs` set where the policy names
-    them, so the asset factories stay free of scheduling policy."""
-    policy = daily_cycle_policy(specs)
+    """`assets` with the daily-cycle conditions of the catalog's models set where the policy
+    names them, so the asset factories stay free of scheduling policy."""
+    policy = daily_cycle_policy(catalog)
 
     def automate(spec: dg.AssetSpec) -> dg.AssetSpec:
         if spec.key not in policy:

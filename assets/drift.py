@@ -1,12 +1,16 @@
 """The drift factory for one model: `<model>/feature_drift`, how far day D's features moved away from
 the rows the champion in force on D was fitted on.
 
-Every feature column of day D is compared with the champion's reference sample (stored with each
-version, see `ModelRegistry.reference_sample`) by evidently's data-drift tests, the method chosen
-as evidently's `DataDriftPreset` chooses it and the threshold set per column type, as the preset's
-`num_threshold`/`cat_threshold` set it (see `DriftConfig`). Each day gets a lake partition of
-per-column rows, per-partition metadata that the UI plots and the retrain sensors read, and an
-evidently HTML report beside its partition.
+Every feature column of day D (pooled with the days before it when the model declares
+`drift_pool_days`) is compared with the champion's reference sample (stored with each version,
+see `ModelRegistry.reference_sample`) by evidently's distance tests: the normed Wasserstein
+distance for numbers with more than 5 values, the Jensen-Shannon distance otherwise, as
+evidently's `DataDriftPreset` chooses them for samples of more than 1,000 rows. Smaller samples
+keep the distances too: evidently would switch to p-value tests, whose thresholds mean the
+opposite, and a model of a few rows a day would see every column drift. The threshold per column
+type is the model's (`Monitoring.numeric_drift`, `categorical_drift`), overridable per run
+(`DriftConfig`). Each day gets a lake partition of per-column rows, per-partition metadata that
+the UI plots and the retrain sensors read, and an evidently HTML report beside its partition.
 
 evidently's `Report` draws a plotly figure per column while it computes (about 5 s for one day of
 `flight_delay`), which a year's backfill cannot afford. So the asset calls the very tests the
@@ -30,9 +34,13 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import Field
 
-from assets.model_pipeline import champion_dep, champions_in_force
+from assets.catalog import Catalog
+from assets.model_pipeline import champion_dep, features_key
 from assets.model_spec import ModelSpec
-from assets.partitions import daily_partitions, row_chunks, run_days
+from assets.partitions import run_days, window_mapping
+from assets.scoring import champions_in_force
+from assets.tags import asset_tags
+from resources.days import days_between, row_chunks
 from resources.lake import Lake
 from resources.registry import ModelRegistry
 
@@ -48,13 +56,11 @@ REPORT_ASSETS = "_evidently"
 REPORT_FONT = "material-ui-icons.woff2"
 HISTOGRAM_BINS = 10
 NUMERIC, CATEGORICAL = "num", "cat"
-DEFAULT_NUMERIC_THRESHOLD = 1.0
-DEFAULT_CATEGORICAL_THRESHOLD = 0.1
 # evidently tests numeric columns with more distinct values than this as continuous.
 MANY_VALUES = 5
 ONE_DAY = timedelta(days=1)
+MONITORING = "monitoring"
 DRIFT_COLUMNS = [
-    "flight_date",
     "column",
     "column_type",
     "method",
@@ -68,30 +74,27 @@ DRIFT_COLUMNS = [
 
 
 class DriftConfig(dg.Config):
-    """Run config of `<model>/feature_drift`: when a column counts as drifted.
+    """Run config of `<model>/feature_drift`: when a column counts as drifted, replacing the
+    model's `Monitoring.numeric_drift` and `categorical_drift` for one run."""
 
-    The methods are evidently's defaults (normed Wasserstein distance for numeric columns,
-    Jensen-Shannon distance for categorical ones and for numeric columns of at most 5 values,
-    when the reference has more than 1,000 rows). evidently's default threshold of 0.1 suits two
-    samples of the same kind; one day of flights is not one: its flights share that day's weather
-    and the same 7-day statistics, so on an ordinary day they sit half a standard deviation or more
-    from a reference spread over weeks. Hence a numeric threshold of one reference standard
-    deviation: ordinary days stay below it on most columns, a new season or new delays cross it.
-    """
-
-    numeric_threshold: float = Field(
-        default=DEFAULT_NUMERIC_THRESHOLD,
+    numeric_threshold: float | None = Field(
+        default=None,
         description="Drifted when the numeric test's score is at least this (Wasserstein: in "
-        "reference standard deviations).",
+        "reference standard deviations). Empty: the model's.",
     )
-    categorical_threshold: float = Field(
-        default=DEFAULT_CATEGORICAL_THRESHOLD,
+    categorical_threshold: float | None = Field(
+        default=None,
         description="Drifted when the categorical test's score (Jensen-Shannon distance) is at "
-        "least this.",
+        "least this. Empty: the model's.",
     )
 
-    def threshold(self, column_type: str) -> float:
-        return self.numeric_threshold if column_type == NUMERIC else self.categorical_threshold
+    def thresholds(self, spec: ModelSpec) -> dict[str, float]:
+        """The threshold of each column type for this run."""
+        numeric, categorical = self.numeric_threshold, self.categorical_threshold
+        return {
+            NUMERIC: spec.monitoring.numeric_drift if numeric is None else numeric,
+            CATEGORICAL: spec.monitoring.categorical_drift if categorical is None else categorical,
+        }
 
 
 @dataclass(frozen=True)
@@ -138,25 +141,28 @@ class Reference:
         }
 
 
-def build_drift_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
-    """The drift assets of one model; every model in `assets.MODELS` gets them unchanged."""
-    features_key = dg.AssetKey([spec.name, "features"])
+def build_drift_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.AssetsDefinition]:
+    """The drift asset of one model."""
+    dataset = catalog.dataset_of(spec)
     drift_key = dg.AssetKey([spec.name, "feature_drift"])
     table = drift_key.to_user_string()
+    pool = spec.monitoring.drift_pool_days
+    pooled = f" and the {pool - 1} days before it" if pool > 1 else ""
 
     @dg.asset(
         key=drift_key,
         description=(
-            f"How far each day's {spec.name} features drifted from the reference sample of the "
-            "champion in force that day: evidently's per-column drift tests, the share of drifted "
-            "columns, and an HTML report per day beside the partition."
+            f"How far each day's {spec.name} features{pooled} drifted from the reference sample "
+            "of the champion in force that day: evidently's per-column drift tests, the share of "
+            "drifted columns, and an HTML report per day beside the partition."
         ),
-        group_name="monitoring",
-        partitions_def=daily_partitions,
+        group_name=spec.name,
+        tags=asset_tags(MONITORING, dataset=dataset.name, model=spec.name),
+        partitions_def=dataset.partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"evidently", "parquet"},
         deps=[
-            features_key,
+            dg.AssetDep(features_key(spec), partition_mapping=window_mapping(pool - 1, True)),
             champion_dep(spec),
         ],
     )
@@ -169,21 +175,26 @@ def build_drift_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             version: Reference(spec, registry.reference_sample(spec.name, version))
             for version in sorted(set(champions.values()))
         }
+        thresholds = config.thresholds(spec)
         metadata = {}
-        features = features_key.to_user_string()
-        for chunk in row_chunks(days, lake.row_count(features, days)):
-            current = features_of(lake, spec, features, chunk)
+        for chunk in row_chunks(days, lake.row_count(spec.features_table, days)):
+            read = days_between(max(dataset.first_day, chunk[0] - (pool - 1) * ONE_DAY), chunk[-1])
+            current = features_of(lake, spec, read)
+            by_day = split_by_day(current, spec.day_column, column_types(spec), read)
             rows, reports = [], {}
-            for day, (flights, today) in split_by_day(current, column_types(spec), chunk).items():
+            for day in chunk:
+                rows_seen, today = pool_days(by_day, day, pool, column_types(spec))
                 version = champions[day]
-                columns = compare(references[version], today, config)
+                columns = compare(references[version], today, thresholds)
                 rows += [
-                    {"flight_date": day, **c.row(), "champion_version": version} for c in columns
+                    {spec.day_column: day, **c.row(), "champion_version": version} for c in columns
                 ]
                 report_key = f"{table}/date={day.isoformat()}/{REPORT_FILE}"
-                reports[report_key] = render_report(spec, day, version, flights, columns)
-                metadata[day] = day_metadata(columns, version, flights, lake.store.uri(report_key))
-            lake.write_partitions(table, drift_table(rows), "flight_date", chunk)
+                reports[report_key] = render_report(spec, day, version, rows_seen, columns)
+                metadata[day] = day_metadata(
+                    columns, version, rows_seen, lake.store.uri(report_key)
+                )
+            lake.write_partitions(table, drift_table(spec, rows), spec.day_column, chunk)
             write_reports(lake, table, reports)
         lake.refresh_warehouse()
         for day, values in metadata.items():
@@ -193,27 +204,44 @@ def build_drift_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     return [feature_drift]
 
 
-def features_of(lake: Lake, spec: ModelSpec, table: str, days: list[date]) -> pa.Table:
+def pool_days(
+    by_day: Mapping[date, tuple[int, dict[str, pd.Series]]],
+    day: date,
+    pool: int,
+    types: Mapping[str, str],
+) -> tuple[int, dict[str, pd.Series]]:
+    """The rows of `day` and the `pool - 1` days before it that were read, as one sample
+    (numbers sorted, as `Reference` keeps them)."""
+    if pool == 1:
+        return by_day[day]
+    days = [d for d in (day - i * ONE_DAY for i in range(pool)) if d in by_day]
+    columns = {}
+    for column, kind in types.items():
+        values = np.concatenate([by_day[d][1][column].to_numpy() for d in days])
+        columns[column] = pd.Series(np.sort(values) if kind == NUMERIC else values)
+    return sum(by_day[d][0] for d in days), columns
+
+
+def features_of(lake: Lake, spec: ModelSpec, days: list[date]) -> pa.Table:
     """The feature columns of `days` with their date, by date (numbers as DOUBLE), in one query.
     No test depends on the order of a day's rows, so only the days are ordered."""
     con = duckdb.connect()
-    lake.register(con, "features", table, days)
+    lake.register(con, "features", spec.features_table, days)
     columns = ", ".join(
         f'CAST("{c}" AS DOUBLE) AS "{c}"' if kind == NUMERIC else f'"{c}"'
         for c, kind in column_types(spec).items()
     )
-    return con.sql(
-        f"SELECT flight_date, {columns} FROM features ORDER BY flight_date"
-    ).to_arrow_table()
+    day = spec.day_column
+    return con.sql(f'SELECT "{day}", {columns} FROM features ORDER BY "{day}"').to_arrow_table()
 
 
 def split_by_day(
-    table: pa.Table, types: Mapping[str, str], days: Sequence[date]
+    table: pa.Table, day_column: str, types: Mapping[str, str], days: Sequence[date]
 ) -> dict[date, tuple[int, dict[str, pd.Series]]]:
-    """Each day's flight count and present values per column (numbers sorted, as `Reference`
+    """Each day's row count and present values per column (numbers sorted, as `Reference`
     keeps them), from `table` ordered by date."""
     columns = {c: table.column(c).to_numpy(zero_copy_only=False) for c in types}
-    dates = table.column("flight_date").to_numpy(zero_copy_only=False)
+    dates = table.column(day_column).to_numpy(zero_copy_only=False)
     bounds = np.searchsorted(dates, np.array([*days, days[-1] + ONE_DAY], dtype=dates.dtype))
     return {
         day: (
@@ -225,11 +253,11 @@ def split_by_day(
 
 
 def compare(
-    reference: Reference, current: Mapping[str, pd.Series], config: DriftConfig
+    reference: Reference, current: Mapping[str, pd.Series], thresholds: Mapping[str, float]
 ) -> list[ColumnDrift]:
     """evidently's drift test of every feature column of `current` against `reference`."""
     return [
-        column_drift(column, reference, current[column], config.threshold(kind))
+        column_drift(column, reference, current[column], thresholds[kind])
         for column, kind in reference.types.items()
     ]
 
@@ -252,7 +280,7 @@ def column_drift(
     distinct = len(reference.counts[column][0])
     if distinct <= MANY_VALUES:  # only then can the current values change evidently's choice
         distinct = len(np.union1d(reference.counts[column][0], current.unique()))
-    test = default_test(column_type, len(values), distinct)
+    test = distance_test(column_type, distinct)
     result = test(values, current, kind, threshold)
     return ColumnDrift(
         column,
@@ -275,19 +303,16 @@ def reproducible(score: float) -> float:
     return float(f"{score:.12g}")
 
 
-def default_test(column_type: str, reference_rows: int, distinct_values: int):
-    """The `StatTest` evidently chooses for a column when no method is set (the rule of
-    `evidently.legacy.calculations.stattests.registry._get_default_stattest`), decided from
-    counts known in advance instead of concatenating both samples for every column and day."""
+def distance_test(column_type: str, distinct_values: int):
+    """The `StatTest` evidently's `DataDriftPreset` chooses for a column of a large sample (the
+    rule of `evidently.legacy.calculations.stattests.registry._get_default_stattest` for more
+    than 1,000 reference rows), decided from counts known in advance instead of concatenating
+    both samples for every column and day."""
     from evidently.legacy.calculations import stattests
 
-    if reference_rows > 1000:
-        if column_type == NUMERIC and distinct_values > MANY_VALUES:
-            return stattests.wasserstein_stat_test
-        return stattests.jensenshannon_stat_test
     if column_type == NUMERIC and distinct_values > MANY_VALUES:
-        return stattests.ks_stat_test
-    return stattests.chi_stat_test if distinct_values > 2 else stattests.z_stat_test
+        return stattests.wasserstein_stat_test
+    return stattests.jensenshannon_stat_test
 
 
 def column_types(spec: ModelSpec) -> dict[str, str]:
@@ -311,12 +336,12 @@ def drift_share(columns: Sequence[ColumnDrift]) -> float:
     return sum(c.drifted for c in tested) / len(tested) if tested else math.nan
 
 
-def drift_table(rows: list[dict]) -> pd.DataFrame:
+def drift_table(spec: ModelSpec, rows: list[dict]) -> pd.DataFrame:
     """The lake rows of a run: one per day and feature column."""
-    table = pd.DataFrame(rows, columns=DRIFT_COLUMNS)
+    table = pd.DataFrame(rows, columns=[spec.day_column, *DRIFT_COLUMNS])
     return table.astype(
         {
-            "flight_date": "date32[pyarrow]",
+            spec.day_column: "date32[pyarrow]",
             "column": "string",
             "column_type": "string",
             "method": "string",
@@ -331,7 +356,7 @@ def drift_table(rows: list[dict]) -> pd.DataFrame:
 
 
 def day_metadata(
-    columns: Sequence[ColumnDrift], version: str, flights: int, report: str
+    columns: Sequence[ColumnDrift], version: str, rows: int, report: str
 ) -> dict[str, dg.MetadataValue]:
     """One day's drift as plottable numbers, the per-column table, and where its report is."""
     drifted = [c.column for c in columns if c.drifted]
@@ -350,7 +375,7 @@ def day_metadata(
         COLUMNS_TESTED: dg.MetadataValue.int(sum(c.tested for c in columns)),
         "drifted": dg.MetadataValue.text(", ".join(drifted) or "none"),
         CHAMPION_VERSION: dg.MetadataValue.text(version),
-        "current_rows": dg.MetadataValue.int(flights),
+        "current_rows": dg.MetadataValue.int(rows),
         "reference_rows": dg.MetadataValue.int(max((c.reference_rows for c in columns), default=0)),
         "dagster/row_count": dg.MetadataValue.int(len(columns)),
         "by_column": dg.MetadataValue.md("\n".join(lines)),
@@ -362,7 +387,7 @@ def day_metadata(
 
 
 def render_report(
-    spec: ModelSpec, day: date, version: str, flights: int, columns: Sequence[ColumnDrift]
+    spec: ModelSpec, day: date, version: str, rows: int, columns: Sequence[ColumnDrift]
 ) -> bytes:
     """evidently's data-drift summary of one day as a page: counters, then the per-column table
     with both distributions and, per row, the two histograms side by side."""
@@ -375,13 +400,13 @@ def render_report(
     share = drift_share(columns)
     drifted = sum(c.drifted for c in columns)
     tested = sum(c.tested for c in columns)
-    rows = []
+    table_rows = []
     for c in sorted(columns, key=lambda c: (not c.drifted, -_sortable(c.score))):
         ref_hist, cur_hist = c.distributions
         bars = _bars(ref_hist, cur_hist, colors)
         details = w.plotly_data(title="", data=bars, layout=_bar_layout(c))
         details.id = f"distribution-{c.column}"  # stable ids: the same day renders the same page
-        rows.append(
+        table_rows.append(
             w.RichTableDataRow(
                 fields={
                     "column_name": c.column,
@@ -401,7 +426,7 @@ def render_report(
     )
     table = w.rich_table_data(
         title=f"Drift is detected for {_percent(share)} of columns ({drifted} out of {tested}).",
-        rows_per_page=len(rows),
+        rows_per_page=len(table_rows),
         columns=[
             w.ColumnDefinition("Column", "column_name"),
             w.ColumnDefinition("Type", "column_type"),
@@ -415,7 +440,7 @@ def render_report(
             w.ColumnDefinition("Stat Test", "stattest_name"),
             w.ColumnDefinition("Drift Score", "drift_score"),
         ],
-        data=rows,
+        data=table_rows,
     )
     widgets = [
         w.header_text(label=f"{spec.name} feature drift on {day.isoformat()}"),
@@ -423,7 +448,7 @@ def render_report(
             counters=[
                 w.CounterData("Share of drifted columns", _percent(share)),
                 w.CounterData("Drifted columns", f"{drifted} of {tested}"),
-                w.CounterData("Current rows (flights of the day)", str(flights)),
+                w.CounterData("Current rows (the day's)", str(rows)),
                 w.CounterData(
                     "Reference rows (sample of the fitting days)",
                     str(max((c.reference_rows for c in columns), default=0)),

@@ -1,37 +1,37 @@
-"""Raw tables copied from the flight source into the lake through the contract.
+"""The ingestion factory: each raw table of a dataset copied from its source into the lake through
+its contract.
 
-Each run reads its range of days from the source a month or a million flights at a time (a
-landing zone's files all at once), splits the rows by the contract (`resources.contract`) and
-writes one file per day: rows that meet it to the raw table, the others to its quarantine table
-`<table>_rejected` with file, row number and reasons. A blocking check
-reports the share of rejected rows and stops downstream assets when a day exceeds the limit.
-A file that cannot be read, or has not arrived, fails the run before anything is written.
+Each run reads its range of days from the source a month or a million rows at a time (a landing
+zone's files all at once), splits the rows by the contract (`resources.contract`) and writes one
+file per day: rows that meet it to the raw table, the others to its quarantine table
+`<table>_rejected` with file, row number and reasons. A blocking check reports the share of
+rejected rows and stops downstream assets when a day exceeds the limit. A file that cannot be
+read, or has not arrived, fails the run before anything is written.
 """
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
 import dagster as dg
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from assets.metadata import preview_metadata, preview_on_newest_day, table_metadata
-from assets.partitions import chunked, daily_partitions, days_per_chunk, run_days
+from assets.partitions import run_days
+from assets.tags import asset_tags
 from resources import contract
-from resources.contract import TableContract, Validation
-from resources.lake import Lake, describe_days
-from resources.landing import Landed, LandingError, LandingFlightSource
-from resources.source_choice import EnvironmentSource
-from resources.sources import FlightSource
+from resources.contract import Validation
+from resources.dataset import FILE_DAY, REASON, SOURCE_FILE, SOURCE_ROW, Dataset, RawTable
+from resources.days import describe_days
+from resources.lake import Lake
+from resources.landing import Landed, LandingError
+from resources.sources import Sources
 
 REJECT_RATIO = "reject_ratio"
 DEFAULT_MAX_REJECT_RATIO = 0.05
 REJECTS_SHOWN = 5
-Fetch = Callable[[FlightSource, date | None, date | None], pd.DataFrame]
+INGESTION = "ingestion"
 
 
 class IngestionConfig(dg.Config):
@@ -48,12 +48,17 @@ class IngestionConfig(dg.Config):
     )
 
 
-def raw_asset(rules: TableContract, fetch: Fetch, description: str) -> dg.AssetsDefinition:
-    """The ingestion asset of one raw table: daily when the contract has a day column."""
-    daily = rules.day_column is not None
+def build_ingestion_assets(dataset: Dataset) -> list[dg.AssetsDefinition]:
+    """The raw asset of every table of `dataset`."""
+    return [raw_asset(dataset, table) for table in dataset.tables]
+
+
+def raw_asset(dataset: Dataset, rules: RawTable) -> dg.AssetsDefinition:
+    """The ingestion asset of one raw table: daily when the table has a day column."""
+    daily = rules.daily
     check = dg.AssetCheckSpec(
         REJECT_RATIO,
-        asset=rules.table,
+        asset=rules.name,
         blocking=True,
         description=(
             f"Share of delivered rows that break the contract and went to {rules.rejected_table}; "
@@ -63,13 +68,14 @@ def raw_asset(rules: TableContract, fetch: Fetch, description: str) -> dg.Assets
     )
 
     @dg.asset(
-        name=rules.table,
-        description=f"{description} Rows breaking the contract go to {rules.rejected_table}.",
-        group_name="ingestion",
-        partitions_def=daily_partitions if daily else None,
-        # Also on the unpartitioned plane register: `dagster asset materialize --partition-range`
-        # accepts only single-run assets, and with it `--select 'group:ingestion'` backfills every
-        # raw table, planes included, in one run instead of two CLI invocations.
+        name=rules.name,
+        description=f"{rules.description} Rows breaking the contract go to {rules.rejected_table}.",
+        group_name=dataset.name,
+        tags=asset_tags(INGESTION, dataset=dataset.name),
+        partitions_def=dataset.partitions if daily else None,
+        # Also on registers: `dagster asset materialize --partition-range` accepts only
+        # single-run assets, and with it `--select 'group:<dataset>'` backfills every raw table,
+        # registers included, in one run instead of two CLI invocations.
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"parquet"},
         check_specs=[check],
@@ -77,25 +83,25 @@ def raw_asset(rules: TableContract, fetch: Fetch, description: str) -> dg.Assets
     def _raw(
         context: dg.AssetExecutionContext,
         config: IngestionConfig,
-        source: FlightSource,
+        sources: Sources,
         lake: Lake,
     ) -> dg.MaterializeResult:
         days = run_days(context) if daily else None
         intake = Intake()
         if days is None:
-            landed, checked = ingest(source, rules, fetch, None, None)
+            landed, checked = ingest(sources, dataset, rules, None, None)
             intake.add(rules, landed, checked)
             quarantine(lake, rules, checked.rejected, None)
-            lake.write_table(rules.table, checked.good)
+            lake.write_table(rules.name, checked.good)
             metadata = {"dagster/row_count": dg.MetadataValue.int(checked.good.num_rows)}
             metadata |= preview_metadata(checked.good)
         else:
             rows: dict[date, int] = {}
-            for chunk in delivery_chunks(source, days):
-                landed, checked = ingest(source, rules, fetch, chunk[0], chunk[-1])
+            for chunk in sources.delivery_chunks(dataset, days):
+                landed, checked = ingest(sources, dataset, rules, chunk[0], chunk[-1])
                 intake.add(rules, landed, checked)
                 quarantine(lake, rules, checked.rejected, chunk)
-                written = lake.write_partitions(rules.table, checked.good, rules.day_column, chunk)
+                written = lake.write_partitions(rules.name, checked.good, rules.day_column, chunk)
                 rows |= written
             metadata = table_metadata(rows)
             preview_on_newest_day(context, checked.good, written)
@@ -111,23 +117,23 @@ def raw_asset(rules: TableContract, fetch: Fetch, description: str) -> dg.Assets
     return _raw
 
 
-def delivery_chunks(source: FlightSource, days: list[date]) -> list[list[date]]:
-    """The pieces a range is ingested in: from a generated source, a month or as many days as
-    hold about `CHUNK_ROWS` flights, to bound memory at any volume (a day's rows do not depend
-    on the cut); at once from a landing zone, whose files are all read and checked before
-    anything is written, so an unreadable file leaves the lake unchanged."""
-    if isinstance(source, EnvironmentSource):
-        source = source.current()
-    if isinstance(source, LandingFlightSource):
-        return [days]
-    return chunked(days, days_per_chunk(source.typical_flights_per_day()))
-
-
 def ingest(
-    source: FlightSource, rules: TableContract, fetch: Fetch, first: date | None, last: date | None
+    sources: Sources, dataset: Dataset, rules: RawTable, first: date | None, last: date | None
 ) -> tuple[Landed, Validation]:
-    """The delivery of first..last, split by the contract."""
-    landed = deliver(source, rules, fetch, first, last)
+    """The delivery of first..last, split by the contract. Missing or unreadable landing files
+    fail the run here, before anything is written."""
+    try:
+        landed = sources.deliver(dataset, rules, first, last)
+    except LandingError as error:
+        raise dg.Failure(
+            description=str(error),
+            metadata={
+                "landing_zone": dg.MetadataValue.text(error.location),
+                "missing_files": dg.MetadataValue.json(error.missing),
+                "unreadable_files": dg.MetadataValue.json(error.unreadable),
+            },
+            allow_retries=False,
+        ) from None
     return landed, contract.validate(landed.rows, rules)
 
 
@@ -142,7 +148,7 @@ class Intake:
     files_read: int = 0
     ignored_columns: dict[str, list[str]] = field(default_factory=dict)
 
-    def add(self, rules: TableContract, landed: Landed, checked: Validation) -> None:
+    def add(self, rules: RawTable, landed: Landed, checked: Validation) -> None:
         """Count one piece in."""
         delivered, rejected = checked.rejected_per_day(rules.day_column)
         self.delivered += delivered
@@ -151,63 +157,15 @@ class Intake:
         shown = sum(t.num_rows for t in self.rejected_preview)
         if shown < REJECTS_SHOWN and checked.rejected.num_rows:
             self.rejected_preview.append(
-                checked.rejected.select(
-                    [contract.SOURCE_FILE, contract.SOURCE_ROW, contract.REASON]
-                ).slice(0, REJECTS_SHOWN - shown)
+                checked.rejected.select([SOURCE_FILE, SOURCE_ROW, REASON]).slice(
+                    0, REJECTS_SHOWN - shown
+                )
             )
         self.files_read += len(landed.files)
         self.ignored_columns |= landed.ignored_columns
 
 
-def deliver(
-    source: FlightSource, rules: TableContract, fetch: Fetch, first: date | None, last: date | None
-) -> Landed:
-    """The rows of `rules.table` for first..last with their provenance, from any source.
-
-    Landing-zone rows come with their file and row number; other sources' rows are numbered in
-    the order the source returned them. Missing or unreadable landing files fail the run here,
-    before anything is written.
-    """
-    if isinstance(source, EnvironmentSource):
-        source = source.current()
-    if isinstance(source, LandingFlightSource):
-        try:
-            return source.landed(rules.table, first, last)
-        except LandingError as error:
-            raise dg.Failure(
-                description=str(error),
-                metadata={
-                    "landing_zone": dg.MetadataValue.text(error.location),
-                    "missing_files": dg.MetadataValue.json(error.missing),
-                    "unreadable_files": dg.MetadataValue.json(error.unreadable),
-                },
-                allow_retries=False,
-            ) from None
-    table = pa.Table.from_pandas(fetch(source, first, last), preserve_index=False)
-    rows = table.num_rows
-    if rules.day_column is None:
-        day = pa.nulls(rows, pa.date32())
-    else:
-        # A row dated outside the run is charged to its first day, and rejected for its date.
-        own = table.column(rules.day_column)
-        inside = pc.and_(
-            pc.greater_equal(own, pa.scalar(first)),
-            pc.less_equal(own, pa.scalar(last)),
-        )
-        day = pc.if_else(pc.fill_null(inside, False), own, pa.scalar(first))
-    provenance = {
-        contract.SOURCE_FILE: pa.repeat(pa.scalar(type(source).__name__), rows),
-        contract.SOURCE_ROW: pa.array(range(1, rows + 1), pa.int64()),
-        contract.SOURCE_DAY: day,
-    }
-    for name, column in provenance.items():
-        table = table.append_column(name, column)
-    return Landed(rows=table, files=[])
-
-
-def quarantine(
-    lake: Lake, rules: TableContract, rejected: pa.Table, days: list[date] | None
-) -> None:
+def quarantine(lake: Lake, rules: RawTable, rejected: pa.Table, days: list[date] | None) -> None:
     """Replace the quarantine of `days` with `rejected`. Days without rejects get no file, unless
     an earlier delivery left one: it is emptied, so a corrected redelivery clears it."""
     table = rules.rejected_table
@@ -215,14 +173,14 @@ def quarantine(
         if rejected.num_rows or lake.store.exists(lake.table_key(table)):
             lake.write_table(table, rejected)
         return
-    with_rejects = set(rejected.column(contract.FILE_DAY).to_pylist())
+    with_rejects = set(rejected.column(FILE_DAY).to_pylist())
     stale = set(days) - set(lake.missing_partitions(table, days))
     if with_rejects | stale:
-        lake.write_partitions(table, rejected, contract.FILE_DAY, sorted(with_rejects | stale))
+        lake.write_partitions(table, rejected, FILE_DAY, sorted(with_rejects | stale))
 
 
 def reject_ratio_result(
-    rules: TableContract, intake: Intake, days: list[date] | None, limit: float
+    rules: RawTable, intake: Intake, days: list[date] | None, limit: float
 ) -> dg.AssetCheckResult:
     """Passes when no day's share of rejected rows exceeds `limit`."""
     delivered, rejected = intake.delivered, intake.rejected
@@ -234,7 +192,7 @@ def reject_ratio_result(
     total, bad = sum(delivered.values()), sum(rejected.values())
     where = f" on {worst}" if worst else ""
     summary = (
-        f"{rules.table}: {bad} of {total} delivered rows rejected to {rules.rejected_table}; "
+        f"{rules.name}: {bad} of {total} delivered rows rejected to {rules.rejected_table}; "
         f"worst share {ratios[worst]:.1%}{where}, limit {limit:.1%}"
     )
     if over:
@@ -260,7 +218,7 @@ def reject_ratio_result(
     )
 
 
-def delivery_metadata(rules: TableContract, intake: Intake) -> dict[str, dg.MetadataValue]:
+def delivery_metadata(rules: RawTable, intake: Intake) -> dict[str, dg.MetadataValue]:
     """Where the rows came from and what the contract rejected, for the materialization."""
     metadata = {
         "rejected_rows": dg.MetadataValue.int(intake.rejected_rows),
@@ -274,27 +232,3 @@ def delivery_metadata(rules: TableContract, intake: Intake) -> dict[str, dg.Meta
         table = pa.concat_tables(intake.rejected_preview).to_pandas()
         metadata["rejected_preview"] = dg.MetadataValue.md(table.to_markdown(index=False))
     return metadata
-
-
-raw_flights = raw_asset(
-    contract.FLIGHTS,
-    lambda source, first, last: source.flights(first, last),
-    "Flights scheduled out of New York each day: carrier, flight, plane, route, times, distance.",
-)
-raw_weather = raw_asset(
-    contract.WEATHER,
-    lambda source, first, last: source.weather(first, last),
-    "Hourly weather observations at the three origin airports (EWR, JFK, LGA).",
-)
-flight_outcomes = raw_asset(
-    contract.OUTCOMES,
-    lambda source, first, last: source.outcomes(first, last),
-    "What actually happened to each flight (delays, cancellation): the labels, known after the day.",
-)
-raw_planes = raw_asset(
-    contract.PLANES,
-    lambda source, first, last: source.planes(),
-    "The register of planes (year built, seats, engines), joined into features.",
-)
-
-ingestion_assets = [raw_flights, raw_weather, flight_outcomes, raw_planes]

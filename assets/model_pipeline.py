@@ -1,98 +1,141 @@
 """The asset factory for one model: `<model>/features`, `<model>/model`, `<model>/predictions`.
 
-A second model is a second `ModelSpec` passed to `build_model_pipeline`; nothing is copied.
+Everything comes from the model's declaration (`assets.model_spec.ModelSpec`) as the catalog
+resolved it: the inputs and their windows become the lineage of the features, the label's table
+and the training window that of the model, the champion of the past year that of predictions. A
+model that reads another's features (`features_from`) has no features asset of its own.
 """
 
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
-import duckdb
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
+from assets.catalog import Catalog
+from assets.features import features_of_days
 from assets.metadata import preview_on_newest_day, table_metadata
-from assets.model_spec import ModelSpec
-from assets.partitions import (
-    FIRST_DAY,
-    daily_partitions,
-    days_between,
-    preceding_days,
-    preceding_window,
-    row_chunks,
-    run_days,
-)
+from assets.model_spec import ModelSpec, Task
+from assets.partitions import preceding_days, preceding_window, run_days, window_mapping
 from assets.quality_gate import QUALITY_GATE
-from assets.training import Trained, TrainingConfig, train_cutoff
-from resources import promotions, schema
-from resources.lake import Lake, describe_days
+from assets.scoring import (
+    SCORE,
+    champions_in_force,
+    runs_in_progress,
+    scored_days,
+)
+from assets.tags import asset_tags
+from assets.training import Trained, TrainingConfig, labelled_rows, train_cutoff
+from resources.days import row_chunks
+from resources.lake import Lake
 from resources.registry import ModelRegistry
 
 # Lineage of a served day D to "the champion in force on D": a model of the past year.
 MODEL_LOOKBACK_DAYS = 366
-PREDICTION_COLUMNS = ["flight_date", *schema.FLIGHT_KEY[1:], "dest", "score", "model_version"]
-# Rows scored at once: about a day and a half at a hundred times the bundled volume; the
-# features, matrix and scores of a batch take tens of megabytes.
-SCORING_BATCH_ROWS = 2**17
+# Metadata of `<model>/model` materializations that the quality sensor reads.
+MODEL_VERSION = "version"
+FEATURES, TRAINING, INFERENCE = "features", "training", "inference"
 
 
-def build_model_pipeline(spec: ModelSpec) -> list[dg.AssetsDefinition]:
-    features_key = dg.AssetKey([spec.name, "features"])
-    model_key = dg.AssetKey([spec.name, "model"])
-    single_run = dg.BackfillPolicy.single_run()
+def holdout_key(metric: str) -> str:
+    """The metadata name of a version's holdout value of `metric`, e.g. `holdout_auc`."""
+    return f"holdout_{metric}"
+
+
+def features_key(spec: ModelSpec) -> dg.AssetKey:
+    return dg.AssetKey.from_user_string(spec.features_table)
+
+
+def model_key(spec: ModelSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "model"])
+
+
+def predictions_key(spec: ModelSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "predictions"])
+
+
+def build_model_pipeline(catalog: Catalog, spec: ModelSpec) -> list[dg.AssetsDefinition]:
+    """The features (unless read from another model), model and predictions of `spec`."""
+    built = [] if spec.features_from else [features_asset(catalog, spec)]
+    return [*built, model_asset(catalog, spec), predictions_asset(catalog, spec)]
+
+
+def features_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
+    dataset = catalog.dataset_of(spec)
+    key = features_key(spec)
+    deps = []
+    for input_ in spec.inputs.values():
+        upstream = dg.AssetKey.from_user_string(input_.table)
+        mapping = (
+            window_mapping(input_.lookback_days, input_.same_day)
+            if catalog.is_daily(input_)
+            else None
+        )
+        deps.append(dg.AssetDep(upstream, partition_mapping=mapping))
+    # The range is cut by the volume of the first input read on day D itself.
+    sized_by = next(
+        (i.table for i in spec.inputs.values() if i.same_day and catalog.is_daily(i)), None
+    )
 
     @dg.asset(
-        key=features_key,
-        description=f"Features of {spec.name}, known before departure. {spec.description}",
-        group_name="features",
-        partitions_def=daily_partitions,
-        backfill_policy=single_run,
+        key=key,
+        description=f"Features of {spec.name}, known before the day. {spec.description}",
+        group_name=spec.name,
+        tags=asset_tags(FEATURES, dataset=dataset.name, model=spec.name),
+        partitions_def=dataset.partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"duckdb", "parquet"},
-        deps=[
-            "raw_flights",
-            "raw_weather",
-            "raw_planes",
-            dg.AssetDep("flight_outcomes", partition_mapping=preceding_window(spec.history_days)),
-        ],
+        deps=deps,
     )
     def features(context: dg.AssetExecutionContext, lake: Lake) -> dg.MaterializeResult:
         rows: dict[date, int] = {}
         every_day = run_days(context)
-        for days in row_chunks(every_day, lake.row_count("raw_flights", every_day)):
-            table = features_of_days(lake, spec, days)
-            rows |= lake.write_partitions(features_key.to_user_string(), table, "flight_date", days)
+        volume = lake.row_count(sized_by, every_day) if sized_by else 0
+        for days in row_chunks(every_day, volume):
+            table = features_of_days(lake, catalog, spec, days)
+            rows |= lake.write_partitions(key.to_user_string(), table, spec.day_column, days)
         lake.refresh_warehouse()
         preview_on_newest_day(context, table, rows)
         return dg.MaterializeResult(metadata=table_metadata(rows))
 
+    return features
+
+
+def model_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
+    dataset = catalog.dataset_of(spec)
+    key = model_key(spec)
+    direction = "higher" if spec.higher_is_better else "lower"
+
     @dg.asset(
-        key=model_key,
+        key=key,
         description=(
-            f"A {spec.name} classifier per training cutoff D, fitted on the {spec.window_days} days "
-            f"before D. The quality gate judges it by a fit of the same parameters without the "
-            f"last {spec.holdout_days} of those days, scored on them; a version that passes is "
-            "promoted to champion from D on."
+            f"A {spec.name} {spec.task.replace('_', ' ')} model per training cutoff D, fitted on "
+            f"the {spec.window_days} days before D. The quality gate judges it by a fit of the "
+            f"same parameters without the last {spec.holdout_days} of those days, scored on them "
+            f"by {spec.gate_metric} ({direction} is better); a version that passes is promoted "
+            "to champion from D on."
         ),
-        group_name="training",
-        partitions_def=daily_partitions,
-        backfill_policy=single_run,
+        group_name=spec.name,
+        tags=asset_tags(TRAINING, dataset=dataset.name, model=spec.name),
+        partitions_def=dataset.partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"scikit-learn"},
         # The gate reads the champion, compares and promotes: two trainings of one model at once
         # could each promote against a champion the other is replacing.
         pool=f"{spec.name}_training",
         deps=[
-            dg.AssetDep(features_key, partition_mapping=preceding_window(spec.window_days)),
-            dg.AssetDep("flight_outcomes", partition_mapping=preceding_window(spec.window_days)),
+            dg.AssetDep(features_key(spec), partition_mapping=preceding_window(spec.window_days)),
+            dg.AssetDep(spec.label.table, partition_mapping=preceding_window(spec.window_days)),
         ],
         check_specs=[
             dg.AssetCheckSpec(
                 QUALITY_GATE,
-                asset=model_key,
+                asset=key,
                 blocking=True,
                 description=(
-                    "Holdout AUC at least the floor, and not worse than the champion's on the same "
-                    "rows by more than the tolerance. A failure stops downstream assets in the run."
+                    f"Holdout {spec.gate_metric} not worse than the limit, and not worse than the "
+                    "champion's on the same rows by more than the tolerance. A failure stops "
+                    "downstream assets in the run."
                 ),
             )
         ],
@@ -104,17 +147,18 @@ def build_model_pipeline(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         registry: ModelRegistry,
     ) -> dg.MaterializeResult:
         days = run_days(context)
-        windows = {day: preceding_days(day, spec.window_days) for day in days}
+        windows = {day: preceding_days(day, spec.window_days, dataset.first_day) for day in days}
         short = [d for d, w in windows.items() if len(w) < spec.min_window_days]
         if short:
             raise dg.Failure(
-                f"{model_key.to_user_string()}: cutoffs {short[0]}..{short[-1]} have fewer than "
-                f"{spec.min_window_days} days of history since {FIRST_DAY}; choose a later partition"
+                f"{key.to_user_string()}: cutoffs {short[0]}..{short[-1]} have fewer than "
+                f"{spec.min_window_days} days of history since {dataset.first_day}; choose a "
+                "later partition"
             )
         trained = []
         # In date order, so each cutoff is gated against the champion the previous one left.
         for day, window in windows.items():
-            labelled = labelled_rows(lake, spec, window, config.max_training_rows)
+            labelled = labelled_rows(lake, catalog, spec, window, config.max_training_rows)
             result = train_cutoff(spec, config, registry, day, window, labelled)
             context.log.info(
                 f"{result.record['version']}: gate {'passed' if result.decision.passed else 'FAILED'}"
@@ -122,23 +166,30 @@ def build_model_pipeline(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             )
             trained.append(result)
         return dg.MaterializeResult(
-            metadata=model_metadata(trained), check_results=[gate_result(trained)]
+            metadata=model_metadata(spec, trained), check_results=[gate_result(spec, trained)]
         )
 
+    return model
+
+
+def predictions_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
+    dataset = catalog.dataset_of(spec)
+    key = predictions_key(spec)
+    table = key.to_user_string()
+    meaning = "probability of the label" if spec.task == Task.BINARY else "predicted label"
+
     @dg.asset(
-        key=[spec.name, "predictions"],
+        key=key,
         description=(
-            f"Scores of {spec.name} for every scheduled flight of the day, by the champion in "
+            f"Scores of {spec.name} for every row of the day ({meaning}), by the champion in "
             "force that day (as of that day, so backfills reproduce); each row names its version."
         ),
-        group_name="inference",
-        partitions_def=daily_partitions,
-        backfill_policy=single_run,
+        group_name=spec.name,
+        tags=asset_tags(INFERENCE, dataset=dataset.name, model=spec.name),
+        partitions_def=dataset.partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"scikit-learn", "parquet"},
-        deps=[
-            features_key,
-            champion_dep(spec),
-        ],
+        deps=[features_key(spec), champion_dep(spec)],
     )
     def predictions(
         context: dg.AssetExecutionContext, lake: Lake, registry: ModelRegistry
@@ -146,18 +197,17 @@ def build_model_pipeline(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         from assets import modeling
 
         days = run_days(context)
-        versions = champions_in_force(registry, spec, days, f"{spec.name}/predictions")
+        versions = champions_in_force(registry, spec, days, table)
         estimators: dict[str, object] = {}
         rows: dict[date, int] = {}
         total_score = 0.0
-        features = features_key.to_user_string()
-        for chunk in row_chunks(days, lake.row_count(features, days)):
+        for chunk in row_chunks(days, lake.row_count(spec.features_table, days)):
             threads = modeling.model_threads(runs_in_progress(context.instance))
-            table = scored_days(lake, registry, spec, chunk, versions, estimators, threads)
-            rows |= lake.write_partitions(f"{spec.name}/predictions", table, "flight_date", chunk)
-            total_score += pc.sum(table["score"]).as_py() or 0.0
+            scored = scored_days(lake, registry, spec, chunk, versions, estimators, threads)
+            rows |= lake.write_partitions(table, scored, spec.day_column, chunk)
+            total_score += pc.sum(scored[SCORE]).as_py() or 0.0
         lake.refresh_warehouse()
-        preview_on_newest_day(context, table, rows)
+        preview_on_newest_day(context, scored, rows)
         return dg.MaterializeResult(
             metadata=table_metadata(rows)
             | {
@@ -168,14 +218,14 @@ def build_model_pipeline(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             }
         )
 
-    return [features, model, predictions]
+    return predictions
 
 
 def champion_dep(spec: ModelSpec) -> dg.AssetDep:
     """Lineage of an asset served by the champion in force on its day: any model partition of
     the preceding year may be that champion, and most of them never exist."""
     return dg.AssetDep(
-        dg.AssetKey([spec.name, "model"]),
+        model_key(spec),
         partition_mapping=dg.TimeWindowPartitionMapping(
             start_offset=-MODEL_LOOKBACK_DAYS,
             end_offset=0,
@@ -184,136 +234,20 @@ def champion_dep(spec: ModelSpec) -> dg.AssetDep:
     )
 
 
-def champions_in_force(
-    registry: ModelRegistry, spec: ModelSpec, days: list[date], asset: str
-) -> dict[date, str]:
-    """The champion version in force on each day, looked up as of that day (so backfills
-    reproduce); fails naming the days that have none."""
-    history = registry.history(spec.name)
-    chosen = {day: promotions.champion_at(history, day) for day in days}
-    unserved = [day for day, entry in chosen.items() if entry is None]
-    if unserved:
-        since = min((e["effective_from"] for e in history), default="no day yet")
-        raise dg.Failure(
-            f"{asset}: no {spec.name} champion is in force on {describe_days(unserved)} (the "
-            f"first is in force from {since}). Materialize {spec.name}/model for an earlier "
-            "cutoff (a model becomes champion when it passes the quality gate) or choose later days"
-        )
-    return {day: entry["version"] for day, entry in chosen.items()}
-
-
-def features_of_days(lake: Lake, spec: ModelSpec, days: list[date]) -> pa.Table:
-    """The spec's features of `days`, in one query over their flights and weather and the
-    outcomes of the `history_days` before them."""
-    con = duckdb.connect()
-    lake.register(con, "flights", "raw_flights", days)
-    lake.register(con, "weather", "raw_weather", days)
-    lake.register(con, "planes", "raw_planes")
-    history = days_between(
-        max(FIRST_DAY, days[0] - timedelta(days=spec.history_days)),
-        days[-1] - timedelta(days=1),
-    )
-    if history:
-        lake.register(con, "history", "flight_outcomes", history)
-    else:  # the first day has no history: rolling statistics come out NULL
-        con.register("history", schema.empty_frame(schema.OUTCOMES, "flight_outcomes"))
-    return con.sql(spec.features_sql.format(history_days=spec.history_days)).to_arrow_table()
-
-
-def runs_in_progress(instance: dg.DagsterInstance) -> int:
-    """Runs of this instance in progress now, counting the caller's: the runs that share the
-    machine's cores, so scoring takes all of them when its run is alone."""
-    started = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
-    return max(1, instance.get_runs_count(started))
-
-
-def scored_days(
-    lake: Lake,
-    registry: ModelRegistry,
-    spec: ModelSpec,
-    days: list[date],
-    versions: dict[date, str],
-    estimators: dict[str, object],
-    threads: int,
-) -> pa.Table:
-    """The prediction rows of `days` in flight order, each scored by the version in force on its
-    day (`versions`); versions are loaded into `estimators` once per run. The features are read
-    and scored `SCORING_BATCH_ROWS` at a time, so memory does not grow with the rows of a day."""
-    from assets import modeling
-
-    con = duckdb.connect()
-    lake.register(con, "features", f"{spec.name}/features", days)
-    key = ", ".join(schema.FLIGHT_KEY)
-    reader = con.sql(f"SELECT * FROM features ORDER BY {key}").to_arrow_reader(SCORING_BATCH_ROWS)
-    identity = [c for c in PREDICTION_COLUMNS if c not in ("score", "model_version")]
-    scored = pa.schema(
-        [
-            *(reader.schema.field(c) for c in identity),
-            pa.field("score", pa.float64()),
-            pa.field("model_version", pa.string()),
-        ]
-    )
-    batches = []
-    for batch in reader:
-        dates = batch.column("flight_date")
-        batch_days = pc.unique(dates)
-        in_force = pa.array([versions[d] for d in batch_days.to_pylist()], pa.string())
-        version = pc.take(in_force, pc.index_in(dates, value_set=batch_days))
-        scores = np.empty(batch.num_rows)
-        for name in pc.unique(in_force).to_pylist():
-            if name not in estimators:
-                estimators[name] = registry.load(spec.name, name)
-            mine = pc.equal(version, name)
-            rows = batch if pc.all(mine).as_py() else batch.filter(mine)
-            scores[mine.to_numpy(zero_copy_only=False)] = modeling.score(
-                estimators[name], spec, pa.Table.from_batches([rows]), threads
-            )
-        batches.append(
-            pa.RecordBatch.from_arrays(
-                [*(batch.column(c) for c in identity), pa.array(scores), version], schema=scored
-            )
-        )
-    return pa.Table.from_batches(batches, schema=scored)
-
-
-def labelled_rows(
-    lake: Lake, spec: ModelSpec, days: list[date], max_rows: int | None = None
-) -> pd.DataFrame:
-    """Features of `days` joined with their labels, in flight order; flights without a label
-    are left out. Above `max_rows`, every k-th of them in that order is kept (the smallest k that
-    fits), so the same data always gives the same rows; `frame.attrs` says how many there were
-    and which k was used."""
-    con = duckdb.connect()
-    lake.register(con, "features", f"{spec.name}/features", days)
-    lake.register(con, "outcomes", "flight_outcomes", days)
-    key = ", ".join(schema.FLIGHT_KEY)
-    labelled = f"""
-        SELECT f.*, CAST(({spec.label_sql}) AS INTEGER) AS label
-        FROM features f JOIN outcomes o USING ({key})
-        WHERE ({spec.label_sql}) IS NOT NULL
-    """
-    [(total,)] = con.sql(f"SELECT count(*) FROM ({labelled})").fetchall()
-    every = -(-total // max_rows) if max_rows and total > max_rows else 1
-    sample = "" if every == 1 else f"QUALIFY (row_number() OVER (ORDER BY {key}) - 1) % {every} = 0"
-    frame = con.sql(f"{labelled} {sample} ORDER BY {key}").df()
-    frame["flight_date"] = frame["flight_date"].dt.date
-    frame.attrs.update(window_rows=total, sampled_every=every)
-    return frame
-
-
-def model_metadata(trained: list[Trained]) -> dict[str, dg.MetadataValue]:
+def model_metadata(spec: ModelSpec, trained: list[Trained]) -> dict[str, dg.MetadataValue]:
     """The experiment record of the newest cutoff of the run (plotted by the UI over
     materializations), and a table of every cutoff trained."""
     last = trained[-1].record
     metrics, gate = last["metrics"], last["gate"]
+    gate_metric = spec.gate_metric
     summary = pd.DataFrame(
         [
             {
                 "version": t.record["version"],
                 "window": " .. ".join(t.record["training_window"]),
-                "auc": round(t.record["metrics"]["auc"], 4),
+                gate_metric: round(t.record["metrics"][gate_metric], 4),
                 "champion": t.record["gate"]["champion_version"],
-                "champion_auc": t.record["gate"]["champion_auc"],
+                f"champion_{gate_metric}": t.record["gate"]["champion_value"],
                 "gate": "passed" if t.decision.passed else "failed",
                 "promoted": t.promoted,
             }
@@ -321,23 +255,23 @@ def model_metadata(trained: list[Trained]) -> dict[str, dg.MetadataValue]:
         ]
     )
     optional = {
-        "champion_holdout_auc": (
-            dg.MetadataValue.float(gate["champion_auc"])
-            if gate["champion_auc"] is not None
+        f"champion_holdout_{gate_metric}": (
+            dg.MetadataValue.float(gate["champion_value"])
+            if gate["champion_value"] is not None
             else None
         ),
         "search_trials": (
             dg.MetadataValue.int(len(last["search_trials"])) if last["search_trials"] else None
         ),
     }
+    holdout = {holdout_key(name): dg.MetadataValue.float(metrics[name]) for name in spec.metrics}
     return {
-        "version": dg.MetadataValue.text(last["version"]),
+        MODEL_VERSION: dg.MetadataValue.text(last["version"]),
         "training_window": dg.MetadataValue.text(" .. ".join(last["training_window"])),
         "holdout_window": dg.MetadataValue.text(" .. ".join(last["holdout_window"])),
         "data_fingerprint": dg.MetadataValue.text(last["data_fingerprint"]),
-        "holdout_auc": dg.MetadataValue.float(metrics["auc"]),
-        "holdout_log_loss": dg.MetadataValue.float(metrics["log_loss"]),
-        "holdout_brier": dg.MetadataValue.float(metrics["brier"]),
+        **holdout,
+        "gate_metric": dg.MetadataValue.text(gate_metric),
         "fit_rows": dg.MetadataValue.int(last["fit_rows"]),
         "gate_fit_rows": dg.MetadataValue.int(last["gate_fit_rows"]),
         "holdout_rows": dg.MetadataValue.int(metrics["rows"]),
@@ -353,22 +287,26 @@ def model_metadata(trained: list[Trained]) -> dict[str, dg.MetadataValue]:
     } | {name: value for name, value in optional.items() if value is not None}
 
 
-def gate_result(trained: list[Trained]) -> dg.AssetCheckResult:
+def gate_result(spec: ModelSpec, trained: list[Trained]) -> dg.AssetCheckResult:
     """One check result per run: Dagster records check results per run, not per partition, so a
     range run passes only when every cutoff in it passed."""
     failed = [t for t in trained if not t.decision.passed]
     last = (failed or trained)[-1]
+    gate = last.record["gate"]
     return dg.AssetCheckResult(
         check_name=QUALITY_GATE,
         passed=not failed,
         description=last.decision.reason,
         metadata={
+            "gate_metric": spec.gate_metric,
             "candidate_version": last.record["version"],
-            "candidate_auc": last.record["metrics"]["auc"],
-            "champion_version": str(last.record["gate"]["champion_version"]),
-            "champion_auc": last.record["gate"]["champion_auc"] or float("nan"),
-            "auc_floor": last.record["gate"]["auc_floor"],
-            "auc_tolerance": last.record["gate"]["auc_tolerance"],
+            f"candidate_{spec.gate_metric}": last.record["metrics"][spec.gate_metric],
+            "champion_version": str(gate["champion_version"]),
+            f"champion_{spec.gate_metric}": (
+                float("nan") if gate["champion_value"] is None else gate["champion_value"]
+            ),
+            "limit": gate["limit"],
+            "tolerance": gate["tolerance"],
             "cutoffs_failed": ", ".join(t.record["partition"] for t in failed) or "none",
             "promoted": ", ".join(t.record["version"] for t in trained if t.promoted) or "none",
         },

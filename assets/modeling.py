@@ -1,4 +1,4 @@
-"""Fit, score and evaluate a spec's classifier; scikit-learn is imported only when needed."""
+"""Fit and score a model's estimator; scikit-learn is imported only when needed."""
 
 import hashlib
 import json
@@ -13,33 +13,52 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.model_spec import ModelSpec
-from resources.paths import REPO_ROOT
+from assets.model_spec import ModelSpec, Task
+from resources import settings
 
 # Gradient boosting spreads fitting and scoring over every core through OpenMP, whose threads
 # spin while they wait for each other: when other runs share the cores (`max_concurrent_runs` is
 # 2 in platform/dagster.yaml), a fit takes several times longer than with one thread each. So each
 # run gets its share of the cores; PLATFORM_MODEL_THREADS overrides it on a machine of its own.
 CONCURRENT_RUNS = 2
-MODEL_THREADS_ENV = "PLATFORM_MODEL_THREADS"
+# The default estimator's parameters when a model declares none. Leaves hold a share of the
+# window's rows (at least 5, at most 100), so a model of a few rows a day still splits and a
+# model of a thousand does not overfit.
+BOOSTING_DEFAULTS: dict[str, float | int] = {
+    "learning_rate": 0.05,
+    "max_iter": 250,
+    "max_leaf_nodes": 15,
+    "l2_regularization": 1.0,
+    "random_state": 2013,
+}
+ROWS_PER_LEAF_SHARE = 250
+MIN_SAMPLES_LEAF = (5, 100)
 
 
 def model_threads(runs_sharing: int = CONCURRENT_RUNS) -> int:
     """OpenMP threads of one fit or scoring: the environment's choice, else the share of the
     cores of one of `runs_sharing` runs (by default as many as may run at once)."""
-    chosen = os.environ.get(MODEL_THREADS_ENV, "").strip()
-    if chosen:
-        try:
-            return max(1, int(chosen))
-        except ValueError:
-            raise ValueError(f"{MODEL_THREADS_ENV}={chosen!r} is not a number of threads") from None
+    chosen = settings.model_threads()
+    if chosen is not None:
+        return chosen
     return max(1, (os.cpu_count() or 1) // max(1, runs_sharing))
 
 
-def build_estimator(spec: ModelSpec, params: Mapping[str, float | int]) -> Any:
-    """Gradient boosting with native categorical splits; unseen categories score as missing."""
+def default_params(rows: int) -> dict[str, float | int]:
+    """Parameters of the default estimator for a window of `rows` labelled rows."""
+    low, high = MIN_SAMPLES_LEAF
+    return BOOSTING_DEFAULTS | {
+        "min_samples_leaf": max(low, min(high, rows // ROWS_PER_LEAF_SHARE))
+    }
+
+
+def build_estimator(spec: ModelSpec, params: Mapping[str, Any]) -> Any:
+    """The model's own estimator when it declares one; else gradient boosting of its task's kind
+    with native categorical splits, where unseen categories score as missing."""
+    if spec.estimator is not None:
+        return spec.estimator(params)
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
 
@@ -59,7 +78,12 @@ def build_estimator(spec: ModelSpec, params: Mapping[str, float | int]) -> Any:
         remainder="passthrough",
         verbose_feature_names_out=False,
     )
-    boost = HistGradientBoostingClassifier(
+    boosting = (
+        HistGradientBoostingClassifier
+        if spec.task == Task.BINARY
+        else HistGradientBoostingRegressor
+    )
+    boost = boosting(
         categorical_features=list(range(len(categorical))), early_stopping=False, **params
     )
     return Pipeline([("encode", encode), ("boost", boost)])
@@ -75,7 +99,7 @@ def design_matrix(spec: ModelSpec, frame: pd.DataFrame) -> pd.DataFrame:
     return matrix
 
 
-def fit(spec: ModelSpec, frame: pd.DataFrame, params: Mapping[str, float | int]) -> Any:
+def fit(spec: ModelSpec, frame: pd.DataFrame, params: Mapping[str, Any]) -> Any:
     from threadpoolctl import threadpool_limits
 
     estimator = build_estimator(spec, params)
@@ -87,15 +111,23 @@ def fit(spec: ModelSpec, frame: pd.DataFrame, params: Mapping[str, float | int])
 def score(
     estimator: Any, spec: ModelSpec, rows: pd.DataFrame | pa.Table, threads: int | None = None
 ) -> np.ndarray:
-    """Probability of the positive class for each row: the pipeline's `predict_proba` of
-    `design_matrix(rows)`, with its encoding done on Arrow columns (see `encoded_matrix`)."""
+    """Each row's score: the probability of the positive class for a classifier, the predicted
+    value for a regression. The default pipeline's encoding is done on Arrow columns (see
+    `encoded_matrix`); any other estimator gets `design_matrix(rows)`."""
     from threadpoolctl import threadpool_limits
 
     if not len(rows):
         return np.empty(0)
-    matrix = encoded_matrix(estimator, spec, rows)
+    default = spec.estimator is None
+    if default:
+        matrix, predictor = encoded_matrix(estimator, spec, rows), estimator.named_steps["boost"]
+    else:
+        frame = rows.to_pandas() if isinstance(rows, pa.Table) else rows
+        matrix, predictor = design_matrix(spec, frame), estimator
     with threadpool_limits(threads or model_threads(), user_api="openmp"):
-        return estimator.named_steps["boost"].predict_proba(matrix)[:, 1]
+        if spec.task == Task.BINARY:
+            return predictor.predict_proba(matrix)[:, 1]
+        return np.asarray(predictor.predict(matrix), dtype=float)
 
 
 def encoded_matrix(estimator: Any, spec: ModelSpec, rows: pd.DataFrame | pa.Table) -> np.ndarray:
@@ -127,39 +159,6 @@ def encoded_matrix(estimator: Any, spec: ModelSpec, rows: pd.DataFrame | pa.Tabl
     return matrix
 
 
-def classification_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """AUC, log loss, Brier score and positive rate; AUC is NaN when one class is absent.
-
-    The formulas of scikit-learn's `roc_auc_score` (ties share their average rank), `log_loss`
-    (probabilities clipped to machine epsilon) and `brier_score_loss`, on arrays: monitoring
-    evaluates every day and model version, and scikit-learn's input validation alone costs
-    milliseconds per call, forty times the arithmetic.
-    """
-    from scipy.stats import rankdata
-
-    labels = np.asarray(labels, dtype=int)
-    scores = np.asarray(scores, dtype=float)
-    if not len(labels):
-        nan = float("nan")
-        return {"auc": nan, "log_loss": nan, "brier": nan, "positive_rate": nan, "rows": 0}
-    positives = int(labels.sum())
-    negatives = len(labels) - positives
-    auc = float("nan")
-    if positives and negatives:
-        ranks = rankdata(scores)[labels == 1].sum()
-        auc = float((ranks - positives * (positives + 1) / 2) / (positives * negatives))
-    eps = np.finfo(float).eps
-    late, on_time = np.clip(scores, eps, 1 - eps), np.clip(1 - scores, eps, 1 - eps)
-    likelihood = np.where(labels == 1, late, on_time) / (late + on_time)
-    return {
-        "auc": auc,
-        "log_loss": float(-np.mean(np.log(likelihood))),
-        "brier": float(np.mean((labels - scores) ** 2)),
-        "positive_rate": positives / len(labels),
-        "rows": int(len(labels)),
-    }
-
-
 def fingerprint(frame: pd.DataFrame) -> str:
     """Content hash of the rows read for training: the window's features and labels."""
     return hashlib.sha256(
@@ -169,22 +168,31 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 # What a version's estimator is fitted on (`assets.training.fit_candidate`). Part of the version
 # id, so that a new rule never stores its artifacts under the ids of older ones, which served
-# predictions name: until 2026-11-24 a version was fitted on its window minus the holdout days.
+# predictions name.
 FITTED_ON = "the whole window"
 
 
 def version_id(cutoff: date, data_fingerprint: str, spec: ModelSpec, params: Mapping) -> str:
-    """`YYYY-MM-DD.<10 hex>`: same data, features, parameters and fitting rule give the same
-    version."""
-    recipe = json.dumps([data_fingerprint, spec.features, dict(params), FITTED_ON], sort_keys=True)
-    return f"{cutoff.isoformat()}.{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
+    """`YYYY-MM-DD.<10 hex>`: same data, features, parameters, estimator and fitting rule give
+    the same version. A declared estimator enters the recipe by its description (its class and
+    the parameters it was built with); the default one by its task, through the labels in the
+    data fingerprint."""
+    recipe = [data_fingerprint, spec.features, dict(params), FITTED_ON]
+    if spec.estimator is not None:
+        recipe.append(repr(build_estimator(spec, params)))
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+    return f"{cutoff.isoformat()}.{digest[:10]}"
 
 
 def code_version() -> str:
     """The git commit of the platform's code, or 'unknown' outside a git checkout."""
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"],
+            cwd=settings.REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"

@@ -1,8 +1,10 @@
-"""The monitoring factory for one model: `<model>/prediction_quality`, what the served scores were worth.
+"""The monitoring factory for one model: `<model>/prediction_quality`, what the served scores were
+worth.
 
-Predictions of day D are judged against the outcomes of D once they exist. The lake table holds one
-row per day and model version; each partition's materialization carries that day's overall metrics
-as numbers, so the UI plots them over time and sensors read them without touching the lake.
+Predictions of day D are judged against the labels of D once they exist, by the model's metrics.
+The lake table holds one row per day and model version; each partition's materialization carries
+that day's overall metrics as numbers, so the UI plots them by partition and sensors read them
+without touching the lake.
 """
 
 from datetime import date
@@ -11,53 +13,63 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from assets.model_spec import ModelSpec
-from assets.partitions import chunked, daily_partitions, run_days
-from resources import schema
+from assets.catalog import Catalog
+from assets.metrics import ROWS, evaluate
+from assets.model_pipeline import predictions_key
+from assets.model_spec import LABEL, ModelSpec
+from assets.partitions import run_days
+from assets.scoring import MODEL_VERSION, SCORE
+from assets.tags import asset_tags
+from resources.days import chunked
 from resources.lake import Lake
 
-# Names shared by the lake table, the classification metrics and the materialization metadata.
-METRICS = ("auc", "log_loss", "brier", "positive_rate")
-ROWS = "rows"
+# Metadata of each partition: the model's metrics by name, and these; the quality sensor reads
+# the gate metric and SERVED_BY.
 UNLABELLED_ROWS = "unlabelled_rows"
-QUALITY_COLUMNS = ["flight_date", "model_version", *METRICS, ROWS, UNLABELLED_ROWS]
+SERVED_BY = "model_versions"
+MONITORING = "monitoring"
 
 
-def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
-    """The monitoring assets of one model; every model in `assets.MODELS` gets them unchanged."""
-    predictions_key = dg.AssetKey([spec.name, "predictions"])
+def quality_columns(spec: ModelSpec) -> list[str]:
+    return [spec.day_column, MODEL_VERSION, *spec.metrics, ROWS, UNLABELLED_ROWS]
+
+
+def build_monitoring_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.AssetsDefinition]:
+    """The prediction quality of one model."""
+    dataset = catalog.dataset_of(spec)
     quality_key = dg.AssetKey([spec.name, "prediction_quality"])
 
     @dg.asset(
         key=quality_key,
         description=(
-            f"How well {spec.name}'s predictions of each day matched that day's outcomes: AUC, log "
-            "loss, Brier score, positive rate and rows, per model version. Flights without a "
-            "label (cancelled, diverted) are excluded and counted apart."
+            f"How well {spec.name}'s predictions of each day matched that day's labels: "
+            f"{', '.join(spec.metrics)} and rows, per model version. Rows without a label are "
+            "excluded and counted apart."
         ),
-        group_name="monitoring",
-        partitions_def=daily_partitions,
+        group_name=spec.name,
+        tags=asset_tags(MONITORING, dataset=dataset.name, model=spec.name),
+        partitions_def=dataset.partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"duckdb", "parquet"},
         deps=[
-            predictions_key,
+            predictions_key(spec),
             # The labels of D exist only after D: quality of D waits for exactly that partition.
-            dg.AssetDep("flight_outcomes", partition_mapping=dg.IdentityPartitionMapping()),
+            dg.AssetDep(spec.label.table, partition_mapping=dg.IdentityPartitionMapping()),
         ],
     )
     def prediction_quality(context: dg.AssetExecutionContext, lake: Lake) -> dg.MaterializeResult:
         metadata = {}
         for days in chunked(run_days(context)):
-            scored = scored_outcomes(lake, spec, days)
-            by_day = dict(iter(scored.groupby("flight_date", sort=True)))
+            scored = scored_labels(lake, spec, days)
+            by_day = dict(iter(scored.groupby(spec.day_column, sort=True)))
             empty = scored.iloc[0:0]
             rows = []
             for day in days:
-                day_rows = quality_rows(day, by_day.get(day, empty))
+                day_rows = quality_rows(spec, day, by_day.get(day, empty))
                 rows += day_rows
-                metadata[day] = day_metadata(by_day.get(day, empty), day_rows)
+                metadata[day] = day_metadata(spec, by_day.get(day, empty), day_rows)
             lake.write_partitions(
-                quality_key.to_user_string(), quality_frame(rows), "flight_date", days
+                quality_key.to_user_string(), quality_frame(spec, rows), spec.day_column, days
             )
         lake.refresh_warehouse()
         for day, values in metadata.items():
@@ -67,66 +79,65 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     return [prediction_quality]
 
 
-def scored_outcomes(lake: Lake, spec: ModelSpec, days: list[date]) -> pd.DataFrame:
-    """Every prediction of `days` with its label, NULL where the flight has none, in one query."""
+def scored_labels(lake: Lake, spec: ModelSpec, days: list[date]) -> pd.DataFrame:
+    """Every prediction of `days` with its label, NULL where the row has none, in one query."""
     con = duckdb.connect()
-    lake.register(con, "predictions", f"{spec.name}/predictions", days)
-    lake.register(con, "outcomes", "flight_outcomes", days)
-    key = ", ".join(schema.FLIGHT_KEY)
+    lake.register(con, "predictions", predictions_key(spec).to_user_string(), days)
+    lake.register(con, "labelled", spec.label.table, days)
+    key = ", ".join(f'"{c}"' for c in spec.entity_key)
+    rest = ", ".join(f'p."{c}"' for c in spec.entity_key[1:])
     frame = con.sql(
         f"""
-        WITH labels AS (
-            SELECT {key}, CAST(({spec.label_sql}) AS INTEGER) AS label FROM outcomes
-        )
-        SELECT p.flight_date, p.model_version, p.score, l.label
+        WITH labels AS (SELECT {key}, {spec.label_sql} AS {LABEL} FROM labelled)
+        SELECT p."{spec.day_column}", p.{MODEL_VERSION}, p.{SCORE}, l.{LABEL}
         FROM predictions p LEFT JOIN labels l USING ({key})
-        ORDER BY p.flight_date, p.model_version, {", ".join(f"p.{c}" for c in schema.FLIGHT_KEY[1:])}
+        ORDER BY p."{spec.day_column}", p.{MODEL_VERSION}{", " + rest if rest else ""}
         """
     ).df()
-    frame["flight_date"] = frame["flight_date"].dt.date
+    frame[spec.day_column] = frame[spec.day_column].dt.date
     return frame
 
 
-def evaluate(scored: pd.DataFrame) -> dict[str, float | int]:
+def evaluated(spec: ModelSpec, scored: pd.DataFrame) -> dict[str, float | int]:
     """The metrics of the labelled rows of `scored`, and how many rows had no label."""
-    from assets import modeling
-
-    labelled = scored[scored["label"].notna()]
-    metrics = modeling.classification_metrics(labelled["label"], labelled["score"])
-    return {name: metrics[name] for name in (*METRICS, ROWS)} | {
+    labelled = scored[scored[LABEL].notna()]
+    metrics = evaluate(spec.task, labelled[LABEL], labelled[SCORE])
+    return {name: metrics[name] for name in (*spec.metrics, ROWS)} | {
         UNLABELLED_ROWS: len(scored) - len(labelled)
     }
 
 
-def quality_rows(day: date, scored: pd.DataFrame) -> list[dict]:
+def quality_rows(spec: ModelSpec, day: date, scored: pd.DataFrame) -> list[dict]:
     """One row per model version that scored `day`, ordered by version."""
     return [
-        {"flight_date": day, "model_version": version, **evaluate(rows)}
-        for version, rows in scored.groupby("model_version", sort=True)
+        {spec.day_column: day, MODEL_VERSION: version, **evaluated(spec, rows)}
+        for version, rows in scored.groupby(MODEL_VERSION, sort=True)
     ]
 
 
-def quality_frame(rows: list[dict]) -> pd.DataFrame:
+def quality_frame(spec: ModelSpec, rows: list[dict]) -> pd.DataFrame:
     """The lake table of quality rows, with its column types."""
-    table = pd.DataFrame(rows, columns=QUALITY_COLUMNS)
+    table = pd.DataFrame(rows, columns=quality_columns(spec))
     return table.astype(
-        {"flight_date": "date32[pyarrow]", "model_version": "string"}
-        | dict.fromkeys(METRICS, "float64")
+        {spec.day_column: "date32[pyarrow]", MODEL_VERSION: "string"}
+        | dict.fromkeys(spec.metrics, "float64")
         | {ROWS: "int64", UNLABELLED_ROWS: "int64"}
     )
 
 
-def day_metadata(scored: pd.DataFrame, day_rows: list[dict]) -> dict[str, dg.MetadataValue]:
+def day_metadata(
+    spec: ModelSpec, scored: pd.DataFrame, day_rows: list[dict]
+) -> dict[str, dg.MetadataValue]:
     """One day's overall metrics as plottable numbers, and its quality rows by model version.
 
     A day scored by one version (the usual case) has that version's metrics as its overall ones.
     """
-    overall = day_rows[0] if len(day_rows) == 1 else evaluate(scored)
-    by_version = pd.DataFrame(day_rows, columns=QUALITY_COLUMNS).drop(columns="flight_date")
-    return {name: dg.MetadataValue.float(overall[name]) for name in METRICS} | {
+    overall = day_rows[0] if len(day_rows) == 1 else evaluated(spec, scored)
+    by_version = pd.DataFrame(day_rows, columns=quality_columns(spec)).drop(columns=spec.day_column)
+    return {name: dg.MetadataValue.float(overall[name]) for name in spec.metrics} | {
         ROWS: dg.MetadataValue.int(overall[ROWS]),
         UNLABELLED_ROWS: dg.MetadataValue.int(overall[UNLABELLED_ROWS]),
         "dagster/row_count": dg.MetadataValue.int(len(day_rows)),
-        "model_versions": dg.MetadataValue.text(", ".join(by_version["model_version"])),
+        SERVED_BY: dg.MetadataValue.text(", ".join(by_version[MODEL_VERSION])),
         "by_model_version": dg.MetadataValue.md(by_version.round(4).to_markdown(index=False)),
     }

@@ -2,10 +2,10 @@
 
 from dataclasses import dataclass
 
+from assets.metrics import METRICS
+
 # The blocking asset check on `<model>/model`; sensors and tests refer to it by this name.
 QUALITY_GATE = "quality_gate"
-DEFAULT_AUC_FLOOR = 0.65
-DEFAULT_AUC_TOLERANCE = 0.005
 
 
 @dataclass(frozen=True)
@@ -15,24 +15,29 @@ class GateDecision:
 
 
 def decide(
-    candidate_auc: float, champion_auc: float | None, floor: float, tolerance: float
+    metric: str, candidate: float, champion: float | None, limit: float, tolerance: float
 ) -> GateDecision:
-    """Pass when the candidate clears the floor and is not worse than the champion beyond tolerance.
+    """Pass when the candidate's holdout value of `metric` is not worse than `limit` and not
+    worse than the champion's on the same rows by more than `tolerance`.
 
-    Both AUCs are measured on the same held-out rows. A NaN AUC (one class only) never passes.
+    Works alike for metrics where higher is better (the limit is a floor) and lower is better (a
+    ceiling). A NaN value (AUC of one class only, say) never passes.
     """
-    if not candidate_auc >= floor:
-        return GateDecision(False, f"holdout AUC {candidate_auc:.4f} is below the floor {floor}")
-    if champion_auc is None:
-        return GateDecision(True, f"first model: holdout AUC {candidate_auc:.4f} clears {floor}")
-    if candidate_auc < champion_auc - tolerance:
+    judge = METRICS[metric]
+    bound = "floor" if judge.higher_is_better else "ceiling"
+    value = f"holdout {metric} {candidate:.4f}"
+    if judge.worse(candidate, limit):
+        side = "below" if judge.higher_is_better else "above"
+        return GateDecision(False, f"{value} is {side} the {bound} {limit}")
+    if champion is None:
+        return GateDecision(True, f"first model: {value} clears the {bound} {limit}")
+    allowed = champion - tolerance if judge.higher_is_better else champion + tolerance
+    if judge.worse(candidate, allowed):
         return GateDecision(
             False,
-            f"holdout AUC {candidate_auc:.4f} is worse than the champion's {champion_auc:.4f} "
-            f"on the same rows by more than {tolerance}",
+            f"{value} is worse than the champion's {champion:.4f} on the same rows by more "
+            f"than {tolerance}",
         )
     return GateDecision(
-        True,
-        f"holdout AUC {candidate_auc:.4f} against the champion's {champion_auc:.4f} "
-        f"(tolerance {tolerance})",
+        True, f"{value} against the champion's {champion:.4f} (tolerance {tolerance})"
     )

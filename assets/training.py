@@ -1,4 +1,5 @@
-"""Training one cutoff: fit, evaluate beside the champion on the same rows, gate, promote."""
+"""Training one cutoff: read the labelled window, fit, evaluate beside the champion on the same
+rows, gate, promote."""
 
 import time
 from dataclasses import dataclass
@@ -6,15 +7,19 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import dagster as dg
+import duckdb
 import pandas as pd
 from pydantic import Field
 
-from assets.model_spec import ModelSpec
-from assets.quality_gate import DEFAULT_AUC_FLOOR, DEFAULT_AUC_TOLERANCE, GateDecision, decide
+from assets.catalog import Catalog
+from assets.metrics import evaluate
+from assets.model_spec import LABEL, ModelSpec, Task
+from assets.quality_gate import GateDecision, decide
 from resources import promotions
+from resources.lake import Lake
 from resources.registry import ModelRegistry
 
-# About four times a 60-day window of the bundled data: fitting that many rows takes seconds.
+# About four times a 60-day window of the bundled flights: fitting that many rows takes seconds.
 DEFAULT_MAX_TRAINING_ROWS = 200_000
 # The features each version keeps for drift monitoring: a seeded sample of its fitting rows, big
 # enough for stable drift scores, small enough that comparing one day with it stays fast.
@@ -25,16 +30,19 @@ REFERENCE_SEED = 2013
 class TrainingConfig(dg.Config):
     """Run config of `<model>/model`, set per run in the Launchpad or by a sensor."""
 
-    auc_floor: float = Field(
-        default=DEFAULT_AUC_FLOOR, description="Quality gate: the lowest holdout AUC promoted."
+    gate_limit: float | None = Field(
+        default=None,
+        description="Quality gate: the worst holdout value of the gate metric that may serve (a "
+        "floor when higher is better, a ceiling when lower is). Empty: the model's declaration.",
     )
-    auc_tolerance: float = Field(
-        default=DEFAULT_AUC_TOLERANCE,
-        description="Quality gate: how much lower than the champion's AUC on the same rows passes.",
+    gate_tolerance: float | None = Field(
+        default=None,
+        description="Quality gate: how much worse than the champion's value on the same rows "
+        "passes. Empty: the model's declaration.",
     )
     params: dict[str, float] = Field(
         default={},
-        description="Hyperparameters replacing the model spec's, e.g. {max_iter: 100}.",
+        description="Hyperparameters replacing the model's, e.g. {max_iter: 100}.",
     )
     search_trials: int = Field(
         default=0, description="Hyperparameter search: at most this many trials (0: no limit)."
@@ -48,18 +56,26 @@ class TrainingConfig(dg.Config):
         default=DEFAULT_MAX_TRAINING_ROWS,
         ge=1_000,
         description="Training reads at most this many labelled rows of its window: above it, "
-        "every k-th flight in flight order, the same rows for the same data. Bounds training time "
+        "every k-th row in entity order, the same rows for the same data. Bounds training time "
         "and memory at any volume; the bundled data stays below it.",
     )
 
-    def base_params(self, spec: ModelSpec) -> dict[str, float | int]:
-        """The spec's parameters with this run's replacements, each of the spec's type."""
-        unknown = sorted(set(self.params) - set(spec.params))
+    def gate(self, spec: ModelSpec) -> tuple[float, float]:
+        """The gate's limit and tolerance for this run."""
+        limit = spec.gate_limit if self.gate_limit is None else self.gate_limit
+        tolerance = spec.gate_tolerance if self.gate_tolerance is None else self.gate_tolerance
+        return limit, tolerance
+
+    def base_params(self, spec: ModelSpec, rows: int) -> dict[str, Any]:
+        """The model's parameters (declared, or the defaults for `rows` labelled rows) with this
+        run's replacements, each of the type it replaces."""
+        from assets import modeling
+
+        declared = dict(spec.params) if spec.params is not None else modeling.default_params(rows)
+        unknown = sorted(set(self.params) - set(declared))
         if unknown:
-            raise ValueError(
-                f"{spec.name}: unknown parameters {unknown}; known: {list(spec.params)}"
-            )
-        return {**spec.params, **{k: type(spec.params[k])(v) for k, v in self.params.items()}}
+            raise ValueError(f"{spec.name}: unknown parameters {unknown}; known: {list(declared)}")
+        return declared | {k: type(declared[k])(v) for k, v in self.params.items()}
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,47 @@ class Trained:
     promoted: bool
 
 
+def labelled_rows(
+    lake: Lake, catalog: Catalog, spec: ModelSpec, days: list[date], max_rows: int | None = None
+) -> pd.DataFrame:
+    """Features of `days` joined with their labels, in entity order; rows without a label are
+    left out. Above `max_rows`, every k-th of them in that order is kept (the smallest k that
+    fits), so the same data always gives the same rows; `frame.attrs` says how many there were
+    and which k was used."""
+    con = duckdb.connect()
+    lake.register(con, "features", spec.features_table, days)
+    lake.register(con, "labelled", spec.label.table, days)
+    key = ", ".join(f'"{c}"' for c in spec.entity_key)
+    labelled = f"""
+        WITH labels AS (
+            SELECT {key}, {spec.label_sql} AS {LABEL}
+            FROM labelled WHERE ({spec.label.expression}) IS NOT NULL
+        )
+        SELECT f.*, labels.{LABEL} FROM features f JOIN labels USING ({key})
+    """
+    [(total,)] = con.sql(f"SELECT count(*) FROM ({labelled})").fetchall()
+    every = -(-total // max_rows) if max_rows and total > max_rows else 1
+    sample = "" if every == 1 else f"QUALIFY (row_number() OVER (ORDER BY {key}) - 1) % {every} = 0"
+    frame = con.sql(f"{labelled} {sample} ORDER BY {key}").df()
+    frame[spec.day_column] = frame[spec.day_column].dt.date
+    if spec.task == Task.BINARY:
+        check_binary_labels(spec, frame)
+    frame.attrs.update(window_rows=total, sampled_every=every)
+    return frame
+
+
+def check_binary_labels(spec: ModelSpec, frame: pd.DataFrame) -> None:
+    """A classifier's labels are 0 and 1; anything else means the label is not a condition."""
+    values = set(frame[LABEL].unique().tolist())
+    if not values <= {0, 1}:
+        shown = sorted(values)[:5]
+        raise dg.Failure(
+            f"{spec.name}: label {spec.label.expression!r} takes {len(values)} values "
+            f"({shown}...), but a binary classifier needs 0 and 1. Write a condition or declare "
+            "task=Task.REGRESSION"
+        )
+
+
 def train_cutoff(
     spec: ModelSpec,
     config: TrainingConfig,
@@ -98,8 +155,8 @@ def train_cutoff(
     from assets import modeling, tuning
 
     started = time.perf_counter()
-    frame = labelled[labelled["flight_date"].between(window[0], window[-1])]
-    params = config.base_params(spec)
+    frame = labelled[labelled[spec.day_column].between(window[0], window[-1])]
+    params = config.base_params(spec, len(frame))
     trials = None
     if config.search_trials > 0 or config.search_seconds > 0:
         fit_rows, _ = holdout_split(spec, frame, window)
@@ -110,26 +167,29 @@ def train_cutoff(
     metrics, holdout = candidate.metrics, candidate.holdout
     data_fingerprint = modeling.fingerprint(frame)
     version = modeling.version_id(day, data_fingerprint, spec, params)
+    limit, tolerance = config.gate(spec)
 
     history = registry.history(spec.name)
     champion = promotions.champion_at(history, day)
-    champion_auc = None
+    champion_value = None
     if champion is not None:
-        champion_auc = (
-            metrics["auc"]
+        champion_value = (
+            metrics[spec.gate_metric]
             if champion["version"] == version
-            else modeling.classification_metrics(
-                holdout["label"],
-                modeling.score(registry.load(spec.name, champion["version"]), spec, holdout),
-            )["auc"]
+            else holdout_metrics(
+                spec,
+                holdout,
+                registry.load(spec.name, champion["version"], spec.trusted_types),
+            )[spec.gate_metric]
         )
-    decision = decide(metrics["auc"], champion_auc, config.auc_floor, config.auc_tolerance)
+    decision = decide(spec.gate_metric, metrics[spec.gate_metric], champion_value, limit, tolerance)
     record = registry.save(
         spec.name,
         version,
         candidate.estimator,
         {
             "partition": day.isoformat(),
+            "task": str(spec.task),
             "training_window": [window[0].isoformat(), window[-1].isoformat()],
             "fit_window": [window[0].isoformat(), window[-1].isoformat()],
             "gate_fit_window": [
@@ -149,10 +209,12 @@ def train_cutoff(
             "gate": {
                 "passed": decision.passed,
                 "reason": decision.reason,
-                "auc_floor": config.auc_floor,
-                "auc_tolerance": config.auc_tolerance,
+                "metric": spec.gate_metric,
+                "higher_is_better": spec.higher_is_better,
+                "limit": limit,
+                "tolerance": tolerance,
                 "champion_version": champion["version"] if champion else None,
-                "champion_auc": champion_auc,
+                "champion_value": champion_value,
             },
             "training_seconds": round(time.perf_counter() - started, 3),
             "code_version": modeling.code_version(),
@@ -170,8 +232,17 @@ def train_cutoff(
     return Trained(record, decision, promote)
 
 
+def holdout_metrics(spec: ModelSpec, holdout: pd.DataFrame, estimator: Any) -> dict[str, float]:
+    """The model's metrics of `estimator` on the labelled `holdout` rows."""
+    from assets import modeling
+
+    scores = modeling.score(estimator, spec, holdout)
+    measured = evaluate(spec.task, holdout[LABEL], scores)
+    return {name: measured[name] for name in (*spec.metrics, "rows")}
+
+
 def fit_candidate(
-    spec: ModelSpec, rows: pd.DataFrame, window: list[date], params: dict[str, float | int]
+    spec: ModelSpec, rows: pd.DataFrame, window: list[date], params: dict[str, Any]
 ) -> Candidate:
     """The version of `window` and the gate's evidence about it. The stored version is fitted on
     the whole window, held-out days included: under drift the newest days tell the most, and a
@@ -181,9 +252,7 @@ def fit_candidate(
 
     fit_rows, holdout = holdout_split(spec, rows, window)
     evaluated = modeling.fit(spec, fit_rows, params)
-    metrics = modeling.classification_metrics(
-        holdout["label"], modeling.score(evaluated, spec, holdout)
-    )
+    metrics = holdout_metrics(spec, holdout, evaluated)
     return Candidate(modeling.fit(spec, rows, params), metrics, holdout, len(fit_rows))
 
 
@@ -192,7 +261,7 @@ def holdout_split(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The labelled `rows` of `window` the gate's fit sees, and its holdout: the window's last
     `spec.holdout_days` days."""
-    held_out = rows["flight_date"] >= window[-spec.holdout_days]
+    held_out = rows[spec.day_column] >= window[-spec.holdout_days]
     return rows[~held_out], rows[held_out]
 
 

@@ -1,14 +1,16 @@
 """Hyperparameter search within a budget, on a time-ordered split of the fitting days.
 
-Random search with scikit-learn's `ParameterSampler`: no extra dependency, and with a fixed seed
-and a trial budget the same data gives the same trials, so a model stays reproducible. The
-candidate's holdout days are never seen here: the fitting days are split again, the last
-`holdout_days` of them validating the parameters fitted on the earlier ones.
+Random search with scikit-learn's `ParameterSampler` over the default estimator's parameters: no
+extra dependency, and with a fixed seed and a trial budget the same data gives the same trials,
+so a model stays reproducible. The candidate's holdout days are never seen here: the fitting days
+are split again, the last `holdout_days` of them validating the parameters fitted on the earlier
+ones, judged by the model's gate metric.
 """
 
 import math
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -33,7 +35,7 @@ def search_space() -> dict:
 def search(
     spec: ModelSpec,
     fit_rows: pd.DataFrame,
-    base_params: Mapping[str, float | int],
+    base_params: Mapping[str, Any],
     trials: int,
     seconds: float,
 ) -> tuple[dict, list[dict]]:
@@ -44,14 +46,20 @@ def search(
     """
     from sklearn.model_selection import ParameterSampler
 
-    from assets import modeling
+    from assets import modeling, training
 
     if trials <= 0 and seconds <= 0:
         raise ValueError("a hyperparameter search needs a budget: trials or seconds")
-    days = sorted(fit_rows["flight_date"].unique())
+    if spec.estimator is not None:
+        raise ValueError(
+            f"{spec.name} declares its own estimator: the search explores the default "
+            "estimator's parameters only; set params instead"
+        )
+    day = spec.day_column
+    days = sorted(fit_rows[day].unique())
     validation_first = days[-spec.holdout_days]
-    train = fit_rows[fit_rows["flight_date"] < validation_first]
-    validation = fit_rows[fit_rows["flight_date"] >= validation_first]
+    train = fit_rows[fit_rows[day] < validation_first]
+    validation = fit_rows[fit_rows[day] >= validation_first]
     sampler = ParameterSampler(
         search_space(), n_iter=_MAX_TRIALS, random_state=int(base_params.get("random_state", 0))
     )
@@ -64,19 +72,17 @@ def search(
             break
         trial_started = time.perf_counter()
         estimator = modeling.fit(spec, train, params)
-        auc = modeling.classification_metrics(
-            validation["label"], modeling.score(estimator, spec, validation)
-        )["auc"]
+        value = training.holdout_metrics(spec, validation, estimator)[spec.gate_metric]
         results.append(
             {
                 "params": _plain(params),
-                "validation_auc": auc,
+                f"validation_{spec.gate_metric}": value,
                 "seconds": round(time.perf_counter() - trial_started, 3),
             }
         )
-    best = max(
-        results, key=lambda r: -math.inf if math.isnan(r["validation_auc"]) else r["validation_auc"]
-    )
+    sign = 1 if spec.higher_is_better else -1
+    measured = f"validation_{spec.gate_metric}"
+    best = max(results, key=lambda r: -math.inf if math.isnan(r[measured]) else sign * r[measured])
     return best["params"], results
 
 

@@ -29,7 +29,6 @@ from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
-
 from resources.paths import REPO_ROOT, data_dir
 
 # Single-run backfill policies are beta in Dagster 1.13; their warnings would bury the figures.

@@ -1,8 +1,12 @@
-"""Bootstrap the embedded default: a local Dagster instance and January-March 2013 materialized.
+"""Bootstrap the embedded default: a local Dagster instance, and every declared dataset and model
+materialized up to the day its live replay starts.
 
-Run by `make run` before `dagster dev`. Each step is skipped when the instance already holds all
-of its partitions, so a second `make run` starts the UI at once. From there on, the live replay
-(`sensors/replay.py`) brings the following days one by one and the daemon does the rest.
+Run by `make run` before `dagster dev`. For each dataset, from its first day to the day before
+`replay_from`: its registers, its raw daily tables, the features of its models; then each model's
+first version (its `first_cutoff`, which passes the gate as the first champion) and its
+predictions, drift reports and quality from that cutoff on. So the replay never reaches a day
+without a champion. Each step is skipped when the instance already holds all of its partitions,
+so a second `make run` starts the UI at once.
 """
 
 import os
@@ -10,89 +14,122 @@ import shutil
 import sys
 import time
 import warnings
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-from assets import defs as asset_defs  # noqa: E402
-from assets.partitions import daily_partitions  # noqa: E402
-from resources import platform_resources  # noqa: E402
-from resources.paths import data_dir  # noqa: E402
+from assets import CATALOG, build_assets  # noqa: E402
+from assets.catalog import Catalog  # noqa: E402
+from assets.model_pipeline import features_key, model_key, predictions_key  # noqa: E402
+from resources import platform_resources, settings  # noqa: E402
+from sensors.run_tags import RANGE_END_TAG, RANGE_START_TAG  # noqa: E402
 
-FIRST, LAST = "2013-01-01", "2013-03-31"
-FIRST_MODEL = "2013-03-01"
-STEPS = [
-    ("plane register", ["raw_planes"], None),
-    (
-        "raw flights, weather, outcomes",
-        ["raw_flights", "raw_weather", "flight_outcomes"],
-        (FIRST, LAST),
-    ),
-    ("features", ["flight_delay/features"], (FIRST, LAST)),
-    ("first model", ["flight_delay/model"], (FIRST_MODEL, FIRST_MODEL)),
-    (
-        "predictions, drift reports, prediction quality",
-        [
-            "flight_delay/predictions",
-            "flight_delay/feature_drift",
-            "flight_delay/prediction_quality",
-        ],
-        (FIRST_MODEL, LAST),
-    ),
-]
+BOOTSTRAP_TAG = "platform/bootstrap"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One run of the bootstrap: `keys` over the days first..last (None: unpartitioned)."""
+
+    label: str
+    keys: tuple[str, ...]
+    partitions: dg.PartitionsDefinition | None = None
+    first: date | None = None
+    last: date | None = None
+
+    @property
+    def span(self) -> str:
+        return f" {self.first}..{self.last}" if self.first else ""
+
+
+def bootstrap_steps(catalog: Catalog) -> list[Step]:
+    """The runs that bring every dataset and model to the day before its replay starts."""
+    steps = []
+    for dataset in catalog.datasets:
+        first, last = dataset.first_day, dataset.replay_from - timedelta(days=1)
+        models = catalog.models_of(dataset)
+        if dataset.registers:
+            steps.append(Step(f"{dataset.name}: registers", names(dataset.registers)))
+        daily = dataset.partitions
+        steps.append(
+            Step(f"{dataset.name}: raw tables", names(dataset.daily_tables), daily, first, last)
+        )
+        computed = [features_key(m).to_user_string() for m in models if not m.features_from]
+        if computed:
+            steps.append(Step(f"{dataset.name}: features", tuple(computed), daily, first, last))
+        cutoffs = {m.name: catalog.first_cutoff(m) for m in models}
+        for cutoff in sorted(set(cutoffs.values())):
+            starting = [m for m in models if cutoffs[m.name] == cutoff]
+            models_keys = tuple(model_key(m).to_user_string() for m in starting)
+            steps.append(Step("first model versions", models_keys, daily, cutoff, cutoff))
+            served = tuple(
+                key
+                for m in starting
+                for key in (
+                    predictions_key(m).to_user_string(),
+                    f"{m.name}/feature_drift",
+                    f"{m.name}/prediction_quality",
+                )
+            )
+            steps.append(Step("predictions, drift reports, quality", served, daily, cutoff, last))
+    return steps
+
+
+def names(tables) -> tuple[str, ...]:
+    return tuple(t.name for t in tables)
 
 
 def prepare_instance() -> dg.DagsterInstance:
     """A DAGSTER_HOME under the data folder, configured from platform/dagster.yaml."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(data_dir() / "dagster_home")))
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.data_dir() / "dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(__file__).with_name("dagster.yaml"), home / "dagster.yaml")
     return dg.DagsterInstance.get()
 
 
-def already_done(instance: dg.DagsterInstance, keys: list[str], span: tuple | None) -> bool:
-    for key in keys:
+def already_done(instance: dg.DagsterInstance, step: Step) -> bool:
+    for key in step.keys:
         asset_key = dg.AssetKey.from_user_string(key)
-        if span is None:
+        if step.partitions is None:
             if instance.get_latest_materialization_event(asset_key) is None:
                 return False
             continue
-        wanted = set(daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(*span)))
+        wanted = set(
+            step.partitions.get_partition_keys_in_range(
+                dg.PartitionKeyRange(step.first.isoformat(), step.last.isoformat())
+            )
+        )
         if not wanted <= instance.get_materialized_partitions(asset_key):
             return False
     return True
 
 
-def main() -> int:
-    instance = prepare_instance()
-    every_asset = list(asset_defs.assets)
-    resources = platform_resources()
-    print(f"Bootstrapping into {data_dir()} (Dagster instance: {os.environ['DAGSTER_HOME']})")
-    for number, (label, keys, span) in enumerate(STEPS, start=1):
-        where = f" {span[0]}..{span[1]}" if span else ""
-        prefix = f"[{number}/{len(STEPS)}] {label}{where}"
-        if already_done(instance, keys, span):
+def run(instance: dg.DagsterInstance, catalog: Catalog, resources: dict) -> int:
+    """Every step of the bootstrap not done yet; 1 when one fails."""
+    every_asset = build_assets(catalog)
+    steps = bootstrap_steps(catalog)
+    print(f"Bootstrapping into {settings.data_dir()} (Dagster instance: {instance.root_directory})")
+    for number, step in enumerate(steps, start=1):
+        prefix = f"[{number}/{len(steps)}] {step.label}{step.span}"
+        if already_done(instance, step):
             print(f"{prefix}: already materialized, kept")
             continue
         print(f"{prefix}: materializing ...", flush=True)
         started = time.perf_counter()
-        tags = (
-            {
-                "dagster/asset_partition_range_start": span[0],
-                "dagster/asset_partition_range_end": span[1],
-            }
-            if span
-            else {}
-        )
+        tags = {BOOTSTRAP_TAG: "true"}
+        if step.first:
+            tags |= {RANGE_START_TAG: step.first.isoformat(), RANGE_END_TAG: step.last.isoformat()}
         result = dg.materialize(
             every_asset,
-            selection=keys,
+            selection=list(step.keys),
             instance=instance,
             resources=resources,
-            tags=tags | {"platform/bootstrap": "true"},
+            tags=tags,
             run_config=QUIET,
             raise_on_error=False,
         )
@@ -101,6 +138,10 @@ def main() -> int:
             return 1
         print(f"{prefix}: done in {time.perf_counter() - started:.1f}s")
     return 0
+
+
+def main() -> int:
+    return run(prepare_instance(), CATALOG, platform_resources())
 
 
 if __name__ == "__main__":

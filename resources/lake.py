@@ -25,8 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from resources.paths import data_dir
-from resources.storage import LocalStore, ObjectStore, endpoint_url, open_store
+from resources import settings
+from resources.days import describe_days
+from resources.storage import LocalStore, ObjectStore, open_store
 
 PART_FILE = "part-0.parquet"
 _TABLE = r"[a-z][a-z0-9_]*(/[a-z][a-z0-9_]*)?"
@@ -82,11 +83,11 @@ class Lake(dg.ConfigurableResource):
     @property
     def location(self) -> str:
         """The root as configured: a folder or `s3://bucket/prefix`."""
-        return self.uri or os.environ.get("PLATFORM_LAKE_URI") or str(data_dir() / "lake")
+        return self.uri or settings.lake_uri()
 
     @property
     def store(self) -> ObjectStore:
-        return open_store(self.location, endpoint_url(self.s3_endpoint_url))
+        return open_store(self.location, settings.s3_endpoint(self.s3_endpoint_url))
 
     @property
     def root(self) -> Path:
@@ -98,7 +99,7 @@ class Lake(dg.ConfigurableResource):
 
     @property
     def warehouse(self) -> Path:
-        return Path(self.warehouse_path or data_dir() / "warehouse.duckdb")
+        return Path(self.warehouse_path or settings.data_dir() / "warehouse.duckdb")
 
     @staticmethod
     def partition_key(table: str, day: date) -> str:
@@ -306,10 +307,3 @@ def _sql_literal(path: Path) -> str:
     if "'" in text:
         raise ValueError(f"lake path {text!r} contains a quote; choose another PLATFORM_DATA_DIR")
     return text
-
-
-def describe_days(days: Sequence[date]) -> str:
-    """Days for an error message: listed when few, else a count and a range."""
-    if len(days) <= 5:
-        return ", ".join(d.isoformat() for d in days)
-    return f"{len(days)} days from {days[0].isoformat()} to {days[-1].isoformat()}"

@@ -1,6 +1,8 @@
 """The landing zone: daily files other teams drop into a folder or an S3 prefix.
 
-Layout under the root (see docs/landing-zone.md for the column contract):
+Each raw table of a dataset has a landing name (`resources.dataset.RawTable.landing_name`). Under
+the zone's root, a daily table's files are `<name>/YYYY-MM-DD.csv` (or `.parquet`), one per day;
+a register (a table without days) is one file, `<name>.csv` (or `.parquet`). For the flights:
 
     flights/YYYY-MM-DD.csv | .parquet     scheduled flights of the day
     weather/YYYY-MM-DD.csv | .parquet     hourly weather at the three origins
@@ -23,23 +25,16 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
-from pydantic import Field
 
-from resources import contract, schema
-from resources.sources import FlightSource
-from resources.storage import LocalStore, ObjectStore, S3Store, endpoint_url, open_store
+from resources.dataset import SOURCE_DAY, SOURCE_FILE, SOURCE_ROW, RawTable
+from resources.storage import LocalStore, ObjectStore, S3Store, open_store
 
-FOLDERS = {"raw_flights": "flights", "raw_weather": "weather", "flight_outcomes": "outcomes"}
-PLANES_NAME = "planes"
 FORMATS = ("csv", "parquet")
 # Cells that mean "no value" in a CSV: empty, and the spellings of R (NA) and pandas (NaN).
 NULL_TEXTS = ["", "NA", "NaN", "nan", "null", "NULL"]
-DAILY_FILE = re.compile(
-    rf"^(?P<folder>{'|'.join(FOLDERS.values())})/(?P<day>\d{{4}}-\d{{2}}-\d{{2}})\.(?:csv|parquet)$"
-)
-PLANES_FILE = re.compile(rf"^{PLANES_NAME}\.(?:csv|parquet)$")
+DAILY_FILE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)/(?P<day>\d{4}-\d{2}-\d{2})\.(?:csv|parquet)$")
+REGISTER_FILE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)\.(?:csv|parquet)$")
 
 
 class LandingError(ValueError):
@@ -80,39 +75,30 @@ class Landed:
     ignored_columns: dict[str, list[str]] = field(default_factory=dict)
 
 
-class LandingFlightSource(FlightSource):
-    """Flights, weather and outcomes read from the files of the landing zone."""
+class LandingZone:
+    """The files of the landing zone at `uri` (a folder or s3://bucket/prefix)."""
 
-    uri: str = Field(description="Landing zone root: a folder or s3://bucket/prefix.")
-    s3_endpoint_url: str = Field(
-        default="",
-        description="S3-compatible endpoint. Empty: $PLATFORM_S3_ENDPOINT_URL, else the AWS SDK's.",
-    )
+    def __init__(self, uri: str, endpoint: str | None = None):
+        self.uri = uri
+        self.store: ObjectStore = open_store(uri, endpoint)
 
-    @property
-    def store(self) -> ObjectStore:
-        return open_store(self.uri, endpoint_url(self.s3_endpoint_url))
-
-    def landed(self, table: str, start: date | None = None, end: date | None = None) -> Landed:
-        """The rows of raw table `table` for days start..end (the plane register has no days),
-        each with its file and row number; raises LandingError naming missing or unreadable
-        files, all of them at once."""
-        rules = contract.CONTRACTS[table]
+    def landed(self, table: RawTable, start: date | None = None, end: date | None = None) -> Landed:
+        """The rows of `table` for days start..end (a register has no days), each with its file
+        and row number; raises LandingError naming missing or unreadable files, all at once."""
         store = self.store
         if isinstance(store, LocalStore) and not store.root.is_dir():
             raise FileNotFoundError(
                 f"landing zone {self.uri} is not a folder: PLATFORM_LANDING_URI?"
             )
-        if table == contract.PLANES.table:
-            wanted = {None: [k for k in store.sizes("") if PLANES_FILE.fullmatch(k)]}
-            expected = {None: f"{PLANES_NAME}.(csv|parquet)"}
+        name = table.landing_name
+        if not table.daily:
+            wanted = {None: [k for k in store.sizes("") if k in register_files(name)]}
+            expected = {None: f"{name}.(csv|parquet)"}
         else:
-            folder = FOLDERS[table]
-            listed = store.sizes(folder)
+            listed = store.sizes(name)
             days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-            wanted = {day: [f"{folder}/{day.isoformat()}.{f}" for f in FORMATS] for day in days}
-            wanted = {day: [k for k in keys if k in listed] for day, keys in wanted.items()}
-            expected = {day: f"{folder}/{day.isoformat()}.(csv|parquet)" for day in days}
+            wanted = {day: [k for k in daily_files(name, day) if k in listed] for day in days}
+            expected = {day: f"{name}/{day.isoformat()}.(csv|parquet)" for day in days}
         missing = [expected[day] for day, keys in wanted.items() if not keys]
         unreadable = {
             " and ".join(keys): "both a CSV and a Parquet file; deliver one"
@@ -125,7 +111,7 @@ class LandingFlightSource(FlightSource):
             chosen.items(), store.get_many(list(chosen.values())), strict=True
         ):
             try:
-                read, extra = read_file(key, content, rules)
+                read, extra = read_file(key, content, table)
             except ValueError as error:
                 unreadable[key] = str(error)
                 continue
@@ -134,7 +120,7 @@ class LandingFlightSource(FlightSource):
             tables.append(_with_provenance(read, key, day))
         if missing or unreadable:
             raise LandingError(store.uri(), missing, unreadable)
-        rows = pa.concat_tables(tables) if tables else _no_rows(rules)
+        rows = pa.concat_tables(tables) if tables else _no_rows(table)
         return Landed(rows=rows, files=list(chosen.values()), ignored_columns=ignored)
 
     def files(self) -> dict[str, LandedFile]:
@@ -142,34 +128,21 @@ class LandingFlightSource(FlightSource):
         return {
             key: landed
             for key, landed in _listing(self.store).items()
-            if DAILY_FILE.fullmatch(key) or PLANES_FILE.fullmatch(key)
+            if DAILY_FILE.fullmatch(key) or REGISTER_FILE.fullmatch(key)
         }
 
-    def flights(self, start: date, end: date) -> pd.DataFrame:
-        return self._valid("raw_flights", start, end)
 
-    def weather(self, start: date, end: date) -> pd.DataFrame:
-        return self._valid("raw_weather", start, end)
-
-    def outcomes(self, start: date, end: date) -> pd.DataFrame:
-        return self._valid("flight_outcomes", start, end)
-
-    def planes(self) -> pd.DataFrame:
-        return self._valid("raw_planes")
-
-    def _valid(
-        self, table: str, start: date | None = None, end: date | None = None
-    ) -> pd.DataFrame:
-        """The rows that meet the contract (rejected ones are left out), as the interface promises;
-        ingestion reads `landed` instead, to quarantine the rest."""
-        rules = contract.CONTRACTS[table]
-        good = contract.validate(self.landed(table, start, end).rows, rules).good
-        return schema.conform(good.to_pandas(), dict(rules.columns), table)
+def daily_files(name: str, day: date) -> list[str]:
+    """The keys a daily table's file for `day` may have, one per format."""
+    return [f"{name}/{day.isoformat()}.{extension}" for extension in FORMATS]
 
 
-def read_file(
-    name: str, content: bytes, rules: contract.TableContract
-) -> tuple[pa.Table, list[str]]:
+def register_files(name: str) -> list[str]:
+    """The keys a register's file may have, one per format."""
+    return [f"{name}.{extension}" for extension in FORMATS]
+
+
+def read_file(name: str, content: bytes, rules: RawTable) -> tuple[pa.Table, list[str]]:
     """The contract's columns of one delivered file, and the names of extra columns ignored.
 
     Raises ValueError saying why a file cannot be read at all: empty, truncated, not UTF-8,
@@ -255,18 +228,18 @@ def _read_parquet(content: bytes) -> pa.Table:
 def _with_provenance(table: pa.Table, key: str, day: date | None) -> pa.Table:
     rows = table.num_rows
     return (
-        table.append_column(contract.SOURCE_FILE, pa.repeat(pa.scalar(key), rows))
-        .append_column(contract.SOURCE_ROW, pa.array(range(1, rows + 1), pa.int64()))
-        .append_column(contract.SOURCE_DAY, pa.repeat(pa.scalar(day, pa.date32()), rows))
+        table.append_column(SOURCE_FILE, pa.repeat(pa.scalar(key), rows))
+        .append_column(SOURCE_ROW, pa.array(range(1, rows + 1), pa.int64()))
+        .append_column(SOURCE_DAY, pa.repeat(pa.scalar(day, pa.date32()), rows))
     )
 
 
-def _no_rows(rules: contract.TableContract) -> pa.Table:
+def _no_rows(rules: RawTable) -> pa.Table:
     text = [pa.field(c, pa.string()) for c in rules.columns]
     provenance = [
-        pa.field(contract.SOURCE_FILE, pa.string()),
-        pa.field(contract.SOURCE_ROW, pa.int64()),
-        pa.field(contract.SOURCE_DAY, pa.date32()),
+        pa.field(SOURCE_FILE, pa.string()),
+        pa.field(SOURCE_ROW, pa.int64()),
+        pa.field(SOURCE_DAY, pa.date32()),
     ]
     return pa.schema([*text, *provenance]).empty_table()
 

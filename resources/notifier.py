@@ -7,7 +7,6 @@ Without Slack (the local default), every alert is one JSON log line and one JSON
 """
 
 import json
-import os
 import re
 import uuid
 from collections.abc import Mapping
@@ -19,13 +18,10 @@ from urllib.parse import urlsplit
 import dagster as dg
 from pydantic import Field
 
-from resources.paths import data_dir
+from resources import settings
 from resources.storage import write_bytes_atomically
 
-WEBHOOK_URL_ENV = "PLATFORM_SLACK_WEBHOOK_URL"
-BOT_TOKEN_ENV = "PLATFORM_SLACK_BOT_TOKEN"
-CHANNEL_ENV = "PLATFORM_SLACK_CHANNEL"
-DEFAULT_CHANNEL = "#flight-alerts"
+DEFAULT_CHANNEL = "#platform-alerts"
 _UNSAFE = re.compile(r"[^a-z0-9_]+")
 # Shorter path segments of a webhook URL (like `services`) are not secret and are left readable.
 MIN_SECRET_FRAGMENT = 9
@@ -40,7 +36,7 @@ class Notifier(dg.ConfigurableResource):
 
     @property
     def folder(self) -> Path:
-        return Path(self.alerts_dir or data_dir() / "alerts")
+        return Path(self.alerts_dir or settings.data_dir() / "alerts")
 
     def notify(self, kind: str, summary: str, details: Mapping[str, Any]) -> str:
         """Deliver one alert; returns where it went: 'slack' or the path of the alert file."""
@@ -50,11 +46,11 @@ class Notifier(dg.ConfigurableResource):
             "details": dict(details),
             "created_at": datetime.now(UTC).isoformat(),
         }
-        configured = [os.environ.get(WEBHOOK_URL_ENV), os.environ.get(BOT_TOKEN_ENV)]
-        secrets = [fragment for value in configured if value for fragment in _fragments(value)]
+        configured = settings.slack_secrets()
+        secrets = [fragment for value in configured.values() for fragment in _fragments(value)]
         if secrets:
             try:
-                _send_to_slack(alert)
+                _send_to_slack(alert, configured)
                 return "slack"
             except Exception as error:  # an alert must never be lost to a Slack outage
                 alert["slack_error"] = _redact(f"{type(error).__name__}: {error}", secrets)
@@ -70,10 +66,10 @@ class Notifier(dg.ConfigurableResource):
         return str(path)
 
 
-def _send_to_slack(alert: dict[str, Any]) -> None:
+def _send_to_slack(alert: dict[str, Any], configured: Mapping[str, str]) -> None:
     """Post through the incoming webhook when one is set, else through the bot token's channel."""
     text = slack_text(alert)
-    webhook_url = os.environ.get(WEBHOOK_URL_ENV)
+    webhook_url = configured.get(settings.SLACK_WEBHOOK_URL_ENV)
     if webhook_url:
         from slack_sdk.webhook import WebhookClient
 
@@ -83,8 +79,8 @@ def _send_to_slack(alert: dict[str, Any]) -> None:
         return
     from dagster_slack import SlackResource
 
-    channel = os.environ.get(CHANNEL_ENV) or DEFAULT_CHANNEL
-    client = SlackResource(token=os.environ[BOT_TOKEN_ENV]).get_client()
+    channel = settings.slack_channel(DEFAULT_CHANNEL)
+    client = SlackResource(token=configured[settings.SLACK_BOT_TOKEN_ENV]).get_client()
     client.chat_postMessage(channel=channel, text=text)
 
 

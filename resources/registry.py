@@ -10,6 +10,7 @@ skops loads only the types in `TRUSTED_TYPES`.
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ REFERENCE = "reference.parquet"
 TRUSTED_TYPES = [
     "functools.partial",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn._loss.loss.HalfSquaredError",
+    "sklearn._loss.link.IdentityLink",
     "sklearn.utils.validation.check_array",
 ]
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -188,8 +191,10 @@ class ModelRegistry(dg.ConfigurableResource):
         }
         return promotions.append(self.lake.store, f"{self._dir(model)}/{PROMOTIONS}", entry)
 
-    def load(self, model: str, version: str) -> Any:
-        """Load a version after checking its artifact against the recorded SHA-256."""
+    def load(self, model: str, version: str, trusted: Sequence[str] = ()) -> Any:
+        """Load a version after checking its artifact against the recorded SHA-256. Beside
+        `TRUSTED_TYPES`, skops loads the types of `trusted` (those a model's own estimator
+        declares) and refuses any other."""
         import skops.io
 
         record = self.record(model, version)
@@ -201,7 +206,7 @@ class ModelRegistry(dg.ConfigurableResource):
                 f"{model} version {version}: {store.uri(key)} has SHA-256 {digest}, but the registry "
                 f"recorded {record['artifact_sha256']}; refusing to load a modified artifact"
             )
-        return skops.io.loads(artifact, trusted=TRUSTED_TYPES)
+        return skops.io.loads(artifact, trusted=[*TRUSTED_TYPES, *trusted])
 
 
 def _parquet(frame: "pd.DataFrame") -> bytes:

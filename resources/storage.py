@@ -30,9 +30,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pyarrow.dataset
 
-ENDPOINT_ENV = "PLATFORM_S3_ENDPOINT_URL"
-# The AWS SDKs' own variables for a custom endpoint, used when PLATFORM_S3_ENDPOINT_URL is unset.
-AWS_ENDPOINT_ENVS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 # Concurrent requests when many objects are written or read at once (partitions, records): the
 # size of boto3's connection pool, so no connection is opened and thrown away.
 S3_THREADS = 10
@@ -247,14 +244,6 @@ class S3Store(ObjectStore):
         if self.endpoint_url:
             options["endpoint_override"] = self.endpoint_url
         return S3FileSystem(**options)
-
-
-def endpoint_url(configured: str = "") -> str | None:
-    """The S3 endpoint: `configured`, else $PLATFORM_S3_ENDPOINT_URL, else the AWS SDK variables;
-    None means AWS itself."""
-    candidates = [configured, os.environ.get(ENDPOINT_ENV, "")]
-    candidates += [os.environ.get(name, "") for name in AWS_ENDPOINT_ENVS]
-    return next((value.strip() for value in candidates if value.strip()), None)
 
 
 def open_store(location: str, endpoint: str | None = None) -> ObjectStore:

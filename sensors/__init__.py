@@ -1,14 +1,24 @@
-"""Sensors and schedules: drift- and quality-triggered retraining, failure alerts, the daily cycle."""
+"""Sensors and schedules built from the declarations: per dataset its replay and landing sensors,
+per model its drift and quality retrains; the daily cycle, failure alerts and the weekly retrain."""
 
 import dagster as dg
 
+from assets import CATALOG
+from assets.catalog import Catalog
 from sensors.failures import run_failure_alert
-from sensors.landing import landing_files
-from sensors.replay import live_replay
-from sensors.retrain import retrain_sensors
-from sensors.schedules import daily_cycle, weekly_retrain
+from sensors.landing import build_landing_sensor
+from sensors.replay import build_replay_sensor
+from sensors.retrain import build_retrain_sensors
+from sensors.schedules import build_daily_cycle, build_weekly_retrain
 
-defs = dg.Definitions(
-    sensors=[run_failure_alert, daily_cycle, live_replay, landing_files, *retrain_sensors],
-    schedules=[weekly_retrain],
-)
+
+def build_sensor_definitions(catalog: Catalog) -> dg.Definitions:
+    sensors = [run_failure_alert, build_daily_cycle()]
+    for dataset in catalog.datasets:
+        sensors += [build_replay_sensor(dataset), build_landing_sensor(dataset)]
+    for spec in catalog.models:
+        sensors += build_retrain_sensors(catalog, spec)
+    return dg.Definitions(sensors=sensors, schedules=[build_weekly_retrain(catalog)])
+
+
+defs = build_sensor_definitions(CATALOG)

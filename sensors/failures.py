@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from resources.notifier import Notifier
+from sensors.run_tags import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 
 if TYPE_CHECKING:  # Dagster does not export the type of a serialized error
     from dagster._utils.error import SerializableErrorInfo
 
 RUN_FAILURE_ALERT = "run_failure_alert"
 MAX_ERROR_CHARS = 2000
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 @dg.run_failure_sensor(
@@ -66,10 +66,10 @@ def failed_assets(instance: dg.DagsterInstance, run_id: str, step_keys: set[str]
 
 def partition_of(tags: Mapping[str, str]) -> str:
     """The run's partition, its range `first..last`, or 'unpartitioned'."""
-    if "dagster/partition" in tags:
-        return tags["dagster/partition"]
-    if RANGE_START in tags:
-        first, last = tags[RANGE_START], tags[RANGE_END]
+    if PARTITION_TAG in tags:
+        return tags[PARTITION_TAG]
+    if RANGE_START_TAG in tags:
+        first, last = tags[RANGE_START_TAG], tags[RANGE_END_TAG]
         return first if first == last else f"{first}..{last}"
     return "unpartitioned"
 

@@ -1,6 +1,7 @@
-"""Landing sensor: ingests each file of the landing zone when it lands, and again when redelivered.
+"""Landing sensors: per dataset, each file of the landing zone ingested when it lands, and again
+when redelivered.
 
-Each tick lists the landing zone once. Every file has a version (size and modification time
+Each tick lists the landing zone once and keeps the files of its dataset's tables. Every file has a version (size and modification time
 locally, the ETag on S3), and every version one run of the raw table the file feeds, for its day:
 the run key is `landing:<file>@<version>`. A redelivered file is a new version, so it is ingested
 again; the same version never twice, because a run key is used once (the sensor checks the
@@ -12,8 +13,9 @@ nothing new ends at once, and the time of the first evaluation. Files older than
 partition is already materialized count as ingested, so turning the sensor on beside a backfilled
 lake does not ingest the whole history again.
 
-It does nothing unless `PLATFORM_SOURCE=landing`; it is on by default, so that files dropped in
-`PLATFORM_LANDING_URI` are picked up without a visit to the UI.
+It does nothing unless the dataset's source is the landing zone (`PLATFORM_SOURCE=landing`); it
+is on by default, so that files dropped in `PLATFORM_LANDING_URI` are picked up without a visit
+to the UI.
 """
 
 import hashlib
@@ -22,15 +24,14 @@ import time
 
 import dagster as dg
 
-from assets.partitions import daily_partitions
-from resources.landing import DAILY_FILE, FOLDERS, LandedFile, LandingFlightSource
-from resources.source_choice import SOURCE_ENV, source_from_environment
-from sensors.replay import TRIGGER_TAG
+from resources.dataset import Dataset
+from resources.landing import DAILY_FILE, REGISTER_FILE, LandedFile, LandingZone
+from resources.sources import Sources
+from sensors.run_tags import RUN_KEY_TAG, TRIGGER_TAG
 
-LANDING_SENSOR = "landing_files"
-RUN_KEY_TAG = "dagster/run_key"
-TABLE_OF_FOLDER = {folder: dg.AssetKey(table) for table, folder in FOLDERS.items()}
-PLANES = dg.AssetKey("raw_planes")
+
+def landing_sensor_name(dataset: Dataset) -> str:
+    return f"{dataset.name}_landing"
 
 
 def run_key(key: str, landed: LandedFile) -> str:
@@ -38,31 +39,37 @@ def run_key(key: str, landed: LandedFile) -> str:
 
 
 def landing_requests(
-    context: dg.SensorEvaluationContext, source: LandingFlightSource
+    context: dg.SensorEvaluationContext, dataset: Dataset, zone: LandingZone
 ) -> dg.SensorResult:
-    """One run per file version not ingested yet."""
-    files = source.files()
+    """One run per file version of the dataset's tables not ingested yet."""
+    daily = {t.landing_name: dg.AssetKey(t.name) for t in dataset.daily_tables}
+    registers = {t.landing_name: dg.AssetKey(t.name) for t in dataset.registers}
+    # file -> (its version, the asset it feeds, its day)
+    ours: dict[str, tuple[LandedFile, dg.AssetKey, str | None]] = {}
+    for key, landed in zone.files().items():
+        if (day_file := DAILY_FILE.fullmatch(key)) and day_file["name"] in daily:
+            ours[key] = (landed, daily[day_file["name"]], day_file["day"])
+        elif (register := REGISTER_FILE.fullmatch(key)) and register["name"] in registers:
+            ours[key] = (landed, registers[register["name"]], None)
     state = json.loads(context.cursor) if context.cursor else {"since": time.time()}
     digest = hashlib.sha256(
-        json.dumps(sorted((k, f.version) for k, f in files.items())).encode()
+        json.dumps(sorted((k, landed.version) for k, (landed, _, _) in ours.items())).encode()
     ).hexdigest()[:16]
     cursor = json.dumps({"since": state["since"], "listing": digest})
     if state.get("listing") == digest:
         return dg.SensorResult(
-            skip_reason=dg.SkipReason(f"no new or redelivered files in {source.uri}"),
+            skip_reason=dg.SkipReason(f"no new or redelivered {dataset.name} files in {zone.uri}"),
             cursor=cursor,
         )
     wanted, outside = {}, []
     ingested = IngestedPartitions(context.instance)
-    for key, landed in sorted(files.items()):
-        daily = DAILY_FILE.fullmatch(key)
-        if daily and not daily_partitions.has_partition_key(daily["day"]):
+    for key, (landed, asset, day) in sorted(ours.items()):
+        if day is not None and not dataset.partitions.has_partition_key(day):
             outside.append(key)
             continue
-        target = (TABLE_OF_FOLDER[daily["folder"]], daily["day"]) if daily else (PLANES, None)
-        if landed.modified < state["since"] and ingested.contains(*target):
+        if landed.modified < state["since"] and ingested.contains(asset, day):
             continue  # landed before the sensor started, and ingested by a backfill
-        wanted[run_key(key, landed)] = target
+        wanted[run_key(key, landed)] = (asset, day)
     if outside:
         context.log.warning(f"ignored files for days outside the partitions: {outside[:10]}")
     used = (
@@ -83,7 +90,9 @@ def landing_requests(
         for key, (asset, day) in wanted.items()
         if key not in used
     ]
-    skip = None if requests else dg.SkipReason(f"every file in {source.uri} is ingested")
+    skip = (
+        None if requests else dg.SkipReason(f"every {dataset.name} file in {zone.uri} is ingested")
+    )
     return dg.SensorResult(run_requests=requests, skip_reason=skip, cursor=cursor)
 
 
@@ -96,7 +105,7 @@ class IngestedPartitions:
 
     def contains(self, asset: dg.AssetKey, day: str | None) -> bool:
         if asset not in self.known:
-            if asset == PLANES:
+            if day is None:
                 done = self.instance.get_latest_materialization_event(asset) is not None
                 self.known[asset] = {None} if done else set()
             else:
@@ -104,19 +113,25 @@ class IngestedPartitions:
         return day in self.known[asset]
 
 
-@dg.sensor(
-    name=LANDING_SENSOR,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    target=dg.AssetSelection.assets(*TABLE_OF_FOLDER.values(), PLANES),
-    description=(
-        "Ingests each file of the landing zone (PLATFORM_LANDING_URI) when it lands, and again "
-        "when it is redelivered: one run of its raw table for its day. Idle unless "
-        "PLATFORM_SOURCE=landing."
-    ),
-)
-def landing_files(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    source = source_from_environment()
-    if not isinstance(source, LandingFlightSource):
-        return dg.SkipReason(f"{SOURCE_ENV} is not 'landing': there is no landing zone to watch")
-    return landing_requests(context, source)
+def build_landing_sensor(dataset: Dataset) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=landing_sensor_name(dataset),
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        target=dg.AssetSelection.assets(*(t.name for t in dataset.tables)),
+        description=(
+            f"Ingests each file of {dataset.name} in the landing zone (PLATFORM_LANDING_URI) "
+            "when it lands, and again when it is redelivered: one run of its raw table for its "
+            "day. Idle unless the dataset's source is the landing zone."
+        ),
+    )
+    def landing(
+        context: dg.SensorEvaluationContext, sources: Sources
+    ) -> dg.SensorResult | dg.SkipReason:
+        if sources.kind_of(dataset) != "landing":
+            return dg.SkipReason(
+                f"{dataset.name} does not come from the landing zone: there is nothing to watch"
+            )
+        return landing_requests(context, dataset, sources.landing())
+
+    return landing

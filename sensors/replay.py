@@ -1,42 +1,35 @@
-"""Live replay: the 2013 feed keeps arriving one day every N seconds, as a daily feed would.
+"""Live replay: a dataset's bundled days keep arriving one every N seconds, as a daily feed would.
 
-Each tick requests the raw tables of the day after the newest fully ingested one; the daily cycle
-(`assets/automation.py`) computes the rest of that day, the drift and quality sensors watch the
-result and request retrains. A replayed day arrives whole, once it is over: its schedule, its weather
-and its outcomes in one run. Predictions of D still use only what was known before D (features take
-outcomes up to D-1), so they are what would have been served that morning, and quality of D follows
-at once instead of a day later.
+Each tick requests the raw daily tables of the oldest day, from the dataset's `replay_from` on,
+that is not ingested yet; the daily cycle (`assets/automation.py`) computes the rest of that day,
+the drift and quality sensors watch the result and request retrains. A replayed day arrives
+whole, once it is over: for the flights, its schedule, its weather and its outcomes in one run.
+Predictions of D still use only what was known before D (features read past labels only), so
+they are what would have been served that morning, and quality of D follows at once.
 
-The sensor is stateless: the next day is read from the instance, and the run key `replay:<day>`
-makes each day requested once. If a day's ingestion fails, the replay stops on that day (the
-failure sensor says why) rather than skipping it. It waits while any run is queued or in progress,
-so days never arrive faster than the machine processes them, and a retrain requested by a sensor
-is in force before the next day is predicted. It stops after the last partition (2013-12-31).
+The oldest missing day, not the day after the newest: a backfill ahead of the replay fills days
+the replay then passes over, and never makes it skip the days between. The run key
+`replay:<dataset>:<day>` makes each day requested once: if a day's ingestion fails, the replay
+stops on that day (the failure sensor says why) rather than skipping it. It waits while any run
+is queued or in progress, so days never arrive faster than the machine processes them, and a
+retrain requested by a sensor is in force before the next day is predicted. It stops after the
+dataset's last day.
 
 Off unless `PLATFORM_REPLAY=on` (`make run` sets it): tests, backfills and production instances do
-not start replaying by surprise. Its status can be changed in the UI like any sensor. With
-`PLATFORM_SOURCE=landing` it does nothing: real files arrive through the landing sensor.
+not start replaying by surprise. Its status can be changed in the UI like any sensor. A dataset
+whose source is the landing zone is not replayed: its files arrive through its landing sensor.
 """
 
-import os
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 
-from assets.partitions import daily_partitions
-from resources.source_choice import SOURCE_ENV
+from resources import settings
+from resources.dataset import Dataset
+from resources.days import days_between
+from resources.sources import Sources
+from sensors.run_tags import TRIGGER_TAG
 
-LIVE_REPLAY = "live_replay"
-REPLAY_ENV = "PLATFORM_REPLAY"
-REPLAY_SECONDS_ENV = "PLATFORM_REPLAY_SECONDS"
-DEFAULT_REPLAY_SECONDS = 20
-RAW_TABLES = [
-    dg.AssetKey("raw_flights"),
-    dg.AssetKey("raw_weather"),
-    dg.AssetKey("flight_outcomes"),
-]
-TRIGGER_TAG = "platform/trigger"
-LAST_DAY = date.fromisoformat(daily_partitions.get_last_partition_key())
 UNFINISHED = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -45,72 +38,82 @@ UNFINISHED = [
 ]
 
 
-def seconds_from_env(variable: str, default: int) -> int:
-    """A positive number of seconds from `variable`, or `default` when it is unset."""
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return default
-    try:
-        seconds = int(raw)
-    except ValueError:
-        raise ValueError(f"{variable}={raw!r} is not a whole number of seconds") from None
-    if seconds < 1:
-        raise ValueError(f"{variable}={raw!r}: at least 1 second is required")
-    return seconds
+def replay_sensor_name(dataset: Dataset) -> str:
+    return f"{dataset.name}_replay"
 
 
-def replay_default_status() -> dg.DefaultSensorStatus:
-    """Running when `PLATFORM_REPLAY=on`, stopped when it is `off` or unset."""
-    value = os.environ.get(REPLAY_ENV, "").strip().lower() or "off"
-    if value not in ("on", "off"):
-        raise ValueError(f"{REPLAY_ENV}={value!r}: expected 'on' or 'off'")
-    return dg.DefaultSensorStatus.RUNNING if value == "on" else dg.DefaultSensorStatus.STOPPED
+def daily_keys(dataset: Dataset) -> list[dg.AssetKey]:
+    return [dg.AssetKey(table.name) for table in dataset.daily_tables]
 
 
-def newest_ingested_day(instance: dg.DagsterInstance) -> date | None:
-    """The newest day of which every raw table is materialized; None before any is."""
-    newest = []
-    for key in RAW_TABLES:
-        partitions = instance.get_materialized_partitions(key)
-        if not partitions:
-            return None
-        newest.append(max(partitions))
-    return date.fromisoformat(min(newest))
+def ingested_days(instance: dg.DagsterInstance, dataset: Dataset) -> set[date]:
+    """The days of which every daily raw table of `dataset` is materialized."""
+    found = None
+    for key in daily_keys(dataset):
+        days = {date.fromisoformat(p) for p in instance.get_materialized_partitions(key)}
+        found = days if found is None else found & days
+    return found or set()
 
 
-def next_replay_request(instance: dg.DagsterInstance) -> dg.RunRequest | dg.SkipReason:
-    """The run bringing the next day of the feed, or why there is none now."""
-    if os.environ.get(SOURCE_ENV, "").strip().lower() == "landing":
+def newest_ingested_day(instance: dg.DagsterInstance, dataset: Dataset) -> date | None:
+    """The newest day of which every daily raw table of `dataset` is materialized."""
+    return max(ingested_days(instance, dataset), default=None)
+
+
+def next_replay_request(
+    instance: dg.DagsterInstance, dataset: Dataset, sources: Sources
+) -> dg.RunRequest | dg.SkipReason:
+    """The run bringing the next day of the dataset's feed, or why there is none now."""
+    if sources.kind_of(dataset) == "landing":
         return dg.SkipReason(
-            f"{SOURCE_ENV}=landing: days arrive as files through the landing sensor, not by replay"
+            f"{dataset.name} comes from the landing zone: its days arrive as files through the "
+            "landing sensor, not by replay"
         )
-    newest = newest_ingested_day(instance)
-    if newest is None:
-        return dg.SkipReason("no day is ingested yet: bootstrap the platform first (make run)")
-    if newest >= LAST_DAY:
-        return dg.SkipReason(f"the feed ends on {LAST_DAY}, which is ingested: replay finished")
-    day = newest + timedelta(days=1)
+    ingested = ingested_days(instance, dataset)
+    if not ingested:
+        return dg.SkipReason(
+            f"no day of {dataset.name} is ingested yet: bootstrap the platform first (make run)"
+        )
+    missing = [d for d in days_between(dataset.replay_from, dataset.last_day) if d not in ingested]
+    if not missing:
+        return dg.SkipReason(
+            f"{dataset.name}'s feed ends on {dataset.last_day}, and every day is ingested: "
+            "replay finished"
+        )
+    day = missing[0]
     busy = instance.get_runs_count(dg.RunsFilter(statuses=UNFINISHED))
     if busy:
         return dg.SkipReason(f"{busy} run(s) queued or in progress; {day} arrives when they end")
     return dg.RunRequest(
-        run_key=f"replay:{day}",
+        run_key=f"replay:{dataset.name}:{day}",
         partition_key=day.isoformat(),
-        asset_selection=RAW_TABLES,
+        asset_selection=daily_keys(dataset),
         tags={TRIGGER_TAG: "replay"},
     )
 
 
-@dg.sensor(
-    name=LIVE_REPLAY,
-    minimum_interval_seconds=seconds_from_env(REPLAY_SECONDS_ENV, DEFAULT_REPLAY_SECONDS),
-    default_status=replay_default_status(),
-    target=dg.AssetSelection.assets(*RAW_TABLES),
-    description=(
-        "Replays the 2013 feed: each tick ingests the raw tables of the day after the newest "
-        f"ingested one (every ${REPLAY_SECONDS_ENV} seconds, default {DEFAULT_REPLAY_SECONDS}), "
-        "waiting while runs are in progress. On when PLATFORM_REPLAY=on (make run sets it)."
-    ),
-)
-def live_replay(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    return next_replay_request(context.instance)
+def build_replay_sensor(dataset: Dataset) -> dg.SensorDefinition:
+    seconds = settings.replay_seconds()
+
+    @dg.sensor(
+        name=replay_sensor_name(dataset),
+        minimum_interval_seconds=seconds,
+        default_status=(
+            dg.DefaultSensorStatus.RUNNING
+            if settings.replay_on()
+            else dg.DefaultSensorStatus.STOPPED
+        ),
+        target=dg.AssetSelection.assets(*daily_keys(dataset)),
+        description=(
+            f"Replays {dataset.name}'s bundled days from {dataset.replay_from}: each tick "
+            f"ingests the oldest day not ingested yet (every {seconds} s, "
+            f"${settings.REPLAY_SECONDS_ENV}), waiting while runs are in progress. On when "
+            f"{settings.REPLAY_ENV}=on (make run sets it)."
+        ),
+    )
+    def replay(
+        context: dg.SensorEvaluationContext, sources: Sources
+    ) -> dg.RunRequest | dg.SkipReason:
+        return next_replay_request(context.instance, dataset, sources)
+
+    return replay

@@ -2,113 +2,43 @@
 
 - `<model>_drift_retrain` watches `<model>/feature_drift`: when the share of drifted columns stayed
   above `drift_threshold` on each of the latest `drift_days` days, it requests a retrain.
-- `<model>_quality_retrain` watches `<model>/prediction_quality`: when the mean daily AUC of the
-  latest `quality_days` days served by the current champion falls below `auc_floor`, or more than
-  `auc_margin` below that champion's holdout AUC, it requests a retrain.
+- `<model>_quality_retrain` watches `<model>/prediction_quality`: when the mean daily gate metric of
+  the latest `quality_days` days served by the current champion is worse than `quality_limit`, or
+  worse than that champion's holdout value by more than `quality_margin`, it requests a retrain.
+  "Worse" follows the metric's direction: lower AUC, higher MAE or MAPE.
 
 Both request `<model>/model[D]` with its blocking quality gate, for D = the day after the latest
 day they judged: the new model is fitted on data up to that day and, if it passes the gate, is
-champion from the next day to be predicted on. Neither asks again within `cooldown_days` data
-days (partitions, not wall time, so a replay or a backfill behaves as the live feed) after the
-newest cutoff of the model that is materialized or being materialized, by any run. A run key per
-model, trigger and cutoff makes the daemon launch a request once.
+champion from the next day to be predicted on. Neither asks again within
+`retrain_cooldown_days` data days (partitions, not wall time, so a replay or a backfill behaves as
+the live feed) after the newest cutoff of the model that is materialized or being materialized,
+by any run. A run key per model, trigger and cutoff makes the daemon launch a request once.
 
-Sensors only read the instance: partition metadata written by the monitoring assets and the
-model's materialization metadata, never the lake or a model. `drift_tick` and `quality_tick`
-evaluate one tick given an instance, so a benchmark can time them.
+The settings are the model's declaration (`assets.model_spec.Monitoring`), which the environment
+may override (`resources.settings.monitoring_overrides`). Sensors only read the instance:
+partition metadata written by the monitoring assets and the model's materialization metadata,
+never the lake or a model. `drift_tick` and `quality_tick` evaluate one tick given an instance, so
+a benchmark can time them.
 
 Both are on by default: the platform must act by itself. Stop either in the UI (Automation) to
 leave retraining to people or to the weekly schedule.
 """
 
 import math
-import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
 from datetime import date, timedelta
 
 import dagster as dg
 
-from assets import MODELS
+from assets.catalog import Catalog
 from assets.drift import CHAMPION_VERSION, DRIFT_SHARE
-from assets.model_spec import ModelSpec
-from assets.partitions import daily_partitions
+from assets.metrics import METRICS
+from assets.model_pipeline import MODEL_VERSION, holdout_key, model_key
+from assets.model_spec import ModelSpec, Monitoring
+from assets.monitoring import SERVED_BY
 from assets.quality_gate import QUALITY_GATE
-from sensors.replay import TRIGGER_TAG, UNFINISHED
-
-REASON_TAG = "platform/trigger_reason"
-LAST_DAY = date.fromisoformat(daily_partitions.get_last_partition_key())
-# Metadata of `<model>/prediction_quality` partitions and `<model>/model` materializations.
-AUC, SERVED_BY = "auc", "model_versions"
-MODEL_VERSION, HOLDOUT_AUC = "version", "holdout_auc"
-PARTITION_TAG = "dagster/partition"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-
-
-@dataclass(frozen=True)
-class RetrainSettings:
-    """When the sensors retrain; each field is overridden by the environment variable in
-    `ENVIRONMENT` (read when the code location loads)."""
-
-    drift_threshold: float = 0.2
-    """A day counts as drifted when its share of drifted feature columns is above this."""
-    drift_days: int = 3
-    """Consecutive drifted days (the latest ones) that trigger a retrain."""
-    cooldown_days: int = 14
-    """Data days after the newest retrain cutoff during which no retrain is requested."""
-    quality_days: int = 7
-    """Days of the rolling AUC: the latest ones served by the current champion."""
-    auc_floor: float = 0.6
-    """A rolling AUC below this triggers a retrain."""
-    auc_margin: float = 0.05
-    """A rolling AUC more than this below the champion's holdout AUC triggers a retrain."""
-    tick_seconds: int = 30
-    """Minimum seconds between two evaluations of each sensor."""
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "RetrainSettings":
-        """The defaults, overridden by every variable of `ENVIRONMENT` that is set."""
-        values = {}
-        for field in fields(cls):
-            variable, parse = ENVIRONMENT[field.name]
-            raw = environ.get(variable, "").strip()
-            if raw:
-                try:
-                    values[field.name] = parse(raw)
-                except ValueError as error:
-                    raise ValueError(f"{variable}={raw!r}: {error}") from None
-        return cls(**values)
-
-
-def _number(low: float, high: float = math.inf) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        value = float(raw)
-        if not low <= value <= high:
-            raise ValueError(f"expected a number from {low} to {high}")
-        return value
-
-    return parse
-
-
-def _whole(low: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = int(raw)
-        if value < low:
-            raise ValueError(f"expected a whole number of at least {low}")
-        return value
-
-    return parse
-
-
-ENVIRONMENT: dict[str, tuple[str, Callable[[str], float | int]]] = {
-    "drift_threshold": ("PLATFORM_DRIFT_THRESHOLD", _number(0.0, 1.0)),
-    "drift_days": ("PLATFORM_DRIFT_DAYS", _whole(1)),
-    "cooldown_days": ("PLATFORM_RETRAIN_COOLDOWN_DAYS", _whole(0)),
-    "quality_days": ("PLATFORM_QUALITY_DAYS", _whole(1)),
-    "auc_floor": ("PLATFORM_QUALITY_AUC_FLOOR", _number(0.0, 1.0)),
-    "auc_margin": ("PLATFORM_QUALITY_AUC_MARGIN", _number(0.0, 1.0)),
-    "tick_seconds": ("PLATFORM_RETRAIN_SENSOR_SECONDS", _whole(1)),
-}
+from sensors.replay import UNFINISHED
+from sensors.run_tags import PARTITION_TAG, RANGE_END_TAG, REASON_TAG, TRIGGER_TAG
 
 
 def drift_sensor_name(model: str) -> str:
@@ -120,10 +50,10 @@ def quality_sensor_name(model: str) -> str:
 
 
 def drift_tick(
-    instance: dg.DagsterInstance, model: str, settings: RetrainSettings
+    instance: dg.DagsterInstance, spec: ModelSpec, settings: Monitoring, last_day: date
 ) -> dg.SensorResult | dg.SkipReason:
-    """One evaluation of the drift sensor of `model`."""
-    key = dg.AssetKey([model, "feature_drift"])
+    """One evaluation of the drift sensor of `spec`; `last_day` ends its dataset's calendar."""
+    key = dg.AssetKey([spec.name, "feature_drift"])
     latest = latest_partition(instance, key)
     if latest is None:
         return dg.SkipReason(f"no {key.to_user_string()} partition is materialized yet")
@@ -137,7 +67,7 @@ def drift_tick(
         )
     shares = {d: _value(metadata[d], DRIFT_SHARE) for d in days}
     calm = [d for d, share in shares.items() if not share > settings.drift_threshold]
-    described = ", ".join(f"{d}: {_fmt(s)}" for d, s in shares.items())
+    described = ", ".join(f"{d}: {share:.2f}" for d, share in shares.items())
     if calm:
         return dg.SkipReason(
             f"drift share not above {settings.drift_threshold} on {_list(calm)} "
@@ -148,14 +78,15 @@ def drift_tick(
         f"drift share above {settings.drift_threshold} on the last {settings.drift_days} days "
         f"({described}) against champion {', '.join(champions)}"
     )
-    return retrain_request(instance, model, latest, "drift", reason, settings)
+    return retrain_request(instance, spec, latest, "drift", reason, settings, last_day)
 
 
 def quality_tick(
-    instance: dg.DagsterInstance, model: str, settings: RetrainSettings
+    instance: dg.DagsterInstance, spec: ModelSpec, settings: Monitoring, last_day: date
 ) -> dg.SensorResult | dg.SkipReason:
-    """One evaluation of the quality sensor of `model`."""
-    key = dg.AssetKey([model, "prediction_quality"])
+    """One evaluation of the quality sensor of `spec`; `last_day` ends its dataset's calendar."""
+    key = dg.AssetKey([spec.name, "prediction_quality"])
+    metric = METRICS[spec.gate_metric]
     latest = latest_partition(instance, key)
     if latest is None:
         return dg.SkipReason(f"no {key.to_user_string()} partition is materialized yet")
@@ -170,53 +101,60 @@ def quality_tick(
             f"champion {champion} has served {len(served)} of the last {settings.quality_days} "
             f"judged days up to {latest}; waiting for {settings.quality_days}"
         )
-    aucs = [a for d in days if not math.isnan(a := float(_value(metadata[d], AUC)))]
-    if not aucs:
-        return dg.SkipReason(f"no AUC on the last {settings.quality_days} days (one class only)")
-    rolling = sum(aucs) / len(aucs)
-    validation = holdout_auc(instance, model, champion)
-    window = f"mean daily AUC {rolling:.4f} over {days[0]}..{days[-1]} (champion {champion}"
-    window += f", holdout AUC {validation:.4f})" if validation is not None else ")"
-    if rolling < settings.auc_floor:
-        reason = f"{window} is below the floor {settings.auc_floor}"
-    elif validation is not None and rolling < validation - settings.auc_margin:
-        reason = f"{window} is more than {settings.auc_margin} below the holdout AUC"
-    else:
-        unknown = "" if validation is not None else "; the champion's holdout AUC is not recorded"
-        return dg.SkipReason(
-            f"{window} is healthy: floor {settings.auc_floor}, margin {settings.auc_margin}"
-            f"{unknown}"
+    values = [v for d in days if not math.isnan(v := float(_value(metadata[d], metric.name)))]
+    if not values:
+        return dg.SkipReason(f"no {metric.name} on the last {settings.quality_days} days")
+    rolling = sum(values) / len(values)
+    validation = holdout_value(instance, spec, champion)
+    window = f"mean daily {metric.name} {rolling:.4f} over {days[0]}..{days[-1]} (champion "
+    window += f"{champion}, holdout {validation:.4f})" if validation is not None else f"{champion})"
+    limit, margin = settings.quality_limit, settings.quality_margin
+    worse = "lower" if metric.higher_is_better else "higher"
+    if limit is not None and metric.worse(rolling, limit):
+        reason = f"{window} is worse than the limit {limit}"
+    elif (
+        validation is not None
+        and margin is not None
+        and metric.worse(
+            rolling, validation - margin if metric.higher_is_better else validation + margin
         )
-    return retrain_request(instance, model, latest, "quality", reason, settings)
+    ):
+        reason = f"{window} is more than {margin} {worse} than the holdout value"
+    else:
+        unknown = "" if validation is not None else "; the champion's holdout value is not recorded"
+        return dg.SkipReason(f"{window} is healthy: limit {limit}, margin {margin}{unknown}")
+    return retrain_request(instance, spec, latest, "quality", reason, settings, last_day)
 
 
 def retrain_request(
     instance: dg.DagsterInstance,
-    model: str,
+    spec: ModelSpec,
     judged: date,
     trigger: str,
     reason: str,
-    settings: RetrainSettings,
+    settings: Monitoring,
+    last_day: date,
 ) -> dg.SensorResult | dg.SkipReason:
-    """A retrain of `model` for the day after `judged`, unless within the cooldown."""
+    """A retrain of `spec` for the day after `judged`, unless within the cooldown."""
     cutoff = judged + timedelta(days=1)
-    if cutoff > LAST_DAY:
-        return dg.SkipReason(f"{reason}, but the partitions end on {LAST_DAY}: nothing to train")
-    model_key = dg.AssetKey([model, "model"])
-    last = newest_cutoff(instance, model_key)
-    if last is not None and (cutoff - last).days < settings.cooldown_days:
+    if cutoff > last_day:
+        return dg.SkipReason(f"{reason}, but the partitions end on {last_day}: nothing to train")
+    key = model_key(spec)
+    last = newest_cutoff(instance, key)
+    cooldown = settings.retrain_cooldown_days
+    if last is not None and (cutoff - last).days < cooldown:
         return dg.SkipReason(
-            f"{reason}, but the newest {model_key.to_user_string()} cutoff is {last}: within "
-            f"the cooldown of {settings.cooldown_days} days, the next retrain can be for "
-            f"{last + timedelta(days=settings.cooldown_days)} or later"
+            f"{reason}, but the newest {key.to_user_string()} cutoff is {last}: within "
+            f"the cooldown of {cooldown} days, the next retrain can be for "
+            f"{last + timedelta(days=cooldown)} or later"
         )
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
-                run_key=f"{trigger}:{model}:{cutoff.isoformat()}",
+                run_key=f"{trigger}:{spec.name}:{cutoff.isoformat()}",
                 partition_key=cutoff.isoformat(),
-                asset_selection=[model_key],
-                asset_check_keys=[dg.AssetCheckKey(model_key, QUALITY_GATE)],
+                asset_selection=[key],
+                asset_check_keys=[dg.AssetCheckKey(key, QUALITY_GATE)],
                 tags={TRIGGER_TAG: trigger, REASON_TAG: reason[:1000]},
             )
         ]
@@ -268,19 +206,19 @@ def newest_cutoff(instance: dg.DagsterInstance, model_key: dg.AssetKey) -> date 
     return max(cutoffs, default=None)
 
 
-def holdout_auc(instance: dg.DagsterInstance, model: str, version: str) -> float | None:
-    """The holdout AUC recorded when `version` was trained, from the metadata of a `model`
-    materialization of its cutoff that names it; None when none does (a range run records the
-    metadata of its newest cutoff only)."""
-    key = dg.AssetKey([model, "model"])
+def holdout_value(instance: dg.DagsterInstance, spec: ModelSpec, version: str) -> float | None:
+    """The holdout value of the gate metric recorded when `version` was trained, from the
+    metadata of a model materialization of its cutoff that names it; None when none does (a
+    range run records the metadata of its newest cutoff only)."""
     cutoff = version.split(".")[0]
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[cutoff]), limit=20
+        dg.AssetRecordsFilter(asset_key=model_key(spec), asset_partitions=[cutoff]), limit=20
     ).records
+    holdout = holdout_key(spec.gate_metric)
     for record in records:
         metadata = record.asset_materialization.metadata
         if MODEL_VERSION in metadata and _value(metadata, MODEL_VERSION) == version:
-            return float(_value(metadata, HOLDOUT_AUC))
+            return float(_value(metadata, holdout)) if holdout in metadata else None
     return None
 
 
@@ -288,36 +226,34 @@ def _value(metadata: Mapping[str, dg.MetadataValue], name: str):
     return metadata[name].value
 
 
-def _fmt(share: float) -> str:
-    return f"{share:.2f}"
-
-
 def _list(days: list[date]) -> str:
     return ", ".join(d.isoformat() for d in days)
 
 
-def build_retrain_sensors(
-    spec: ModelSpec, settings: RetrainSettings | None = None
-) -> list[dg.SensorDefinition]:
-    """The drift and quality sensors of one model, with `settings` or those of the environment."""
-    settings = settings or RetrainSettings.from_env()
-    model_key = dg.AssetKey([spec.name, "model"])
+def build_retrain_sensors(catalog: Catalog, spec: ModelSpec) -> list[dg.SensorDefinition]:
+    """The drift and quality sensors of one model, with its monitoring settings as the
+    environment leaves them."""
+    settings = spec.monitoring.with_environment(spec.name)
+    last_day = catalog.dataset_of(spec).last_day
+    key = model_key(spec)
+    metric = METRICS[spec.gate_metric]
+    worse = "below" if metric.higher_is_better else "above"
 
     def sensor(
         name: str, tick: Callable[..., dg.SensorResult | dg.SkipReason], watches: str
     ) -> dg.SensorDefinition:
         @dg.sensor(
             name=name,
-            target=dg.AssetSelection.assets(model_key),
-            minimum_interval_seconds=settings.tick_seconds,
+            target=dg.AssetSelection.assets(key),
+            minimum_interval_seconds=settings.retrain_sensor_seconds,
             default_status=dg.DefaultSensorStatus.RUNNING,
             description=(
-                f"Requests {model_key.to_user_string()} (with its quality gate) when {watches}; "
-                f"not within {settings.cooldown_days} days of the newest retrain cutoff."
+                f"Requests {key.to_user_string()} (with its quality gate) when {watches}; "
+                f"not within {settings.retrain_cooldown_days} days of the newest retrain cutoff."
             ),
         )
         def evaluate(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-            result = tick(context.instance, spec.name, settings)
+            result = tick(context.instance, spec, settings, last_day)
             if isinstance(result, dg.SensorResult):
                 for request in result.run_requests or []:
                     context.log.info(f"requesting {request.run_key}: {request.tags[REASON_TAG]}")
@@ -335,10 +271,8 @@ def build_retrain_sensors(
         sensor(
             quality_sensor_name(spec.name),
             quality_tick,
-            f"the mean AUC of {settings.quality_days} days falls below {settings.auc_floor} or "
-            f"more than {settings.auc_margin} below the champion's holdout AUC",
+            f"the mean {metric.name} of {settings.quality_days} days goes {worse} "
+            f"{settings.quality_limit} or {worse} the champion's holdout value by more than "
+            f"{settings.quality_margin}",
         ),
     ]
-
-
-retrain_sensors = [sensor for spec in MODELS for sensor in build_retrain_sensors(spec)]

@@ -5,56 +5,61 @@
 the raw tables runs by itself.
 
 `weekly_retrain` is the alternative to sensor-driven retraining: every Monday at 06:00 UTC it
-retrains each model with the cutoff D = the day after the newest ingested day, so the new model is
-in force from the next day to be predicted. It is off by default (running both policies would
-retrain twice); start it in the UI (Automation -> weekly_retrain) and stop the drift and quality
-sensors to switch policy.
+retrains each model with the cutoff D = the day after the newest ingested day of its dataset, so
+the new model is in force from the next day to be predicted. It is off by default (running both
+policies would retrain twice); start it in the UI (Automation -> weekly_retrain) and stop the
+drift and quality sensors to switch policy.
 """
 
 from datetime import timedelta
 
 import dagster as dg
 
-from assets import MODELS
-from sensors.replay import LAST_DAY, TRIGGER_TAG, newest_ingested_day, seconds_from_env
+from assets.catalog import Catalog
+from assets.model_pipeline import model_key
+from resources import settings
+from sensors.replay import newest_ingested_day
+from sensors.run_tags import RUN_KEY_TAG, TRIGGER_TAG
 
 DAILY_CYCLE_SENSOR = "daily_cycle"
-AUTOMATION_SECONDS_ENV = "PLATFORM_AUTOMATION_SECONDS"
-DEFAULT_AUTOMATION_SECONDS = 30
 WEEKLY_RETRAIN = "weekly_retrain"
 WEEKLY_CRON = "0 6 * * 1"
-MODEL_KEYS = [dg.AssetKey([spec.name, "model"]) for spec in MODELS]
-RUN_KEY_TAG = "dagster/run_key"
 
-daily_cycle = dg.AutomationConditionSensorDefinition(
-    DAILY_CYCLE_SENSOR,
-    # Every asset of the location that has an automation condition; the others are skipped.
-    target=dg.AssetSelection.all(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=seconds_from_env(AUTOMATION_SECONDS_ENV, DEFAULT_AUTOMATION_SECONDS),
-    description=(
-        "The daily cycle: when a day's raw data lands, runs its features, drift, predictions and "
-        "quality (see assets/automation.py). Models are retrained by sensors, not here."
-    ),
-)
+
+def build_daily_cycle() -> dg.AutomationConditionSensorDefinition:
+    return dg.AutomationConditionSensorDefinition(
+        DAILY_CYCLE_SENSOR,
+        # Every asset of the location that has an automation condition; the others are skipped.
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=settings.automation_seconds(),
+        description=(
+            "The daily cycle: when a day's raw data lands, runs each model's features, drift, "
+            "predictions and quality for it (see assets/automation.py). Models are retrained by "
+            "sensors, not here."
+        ),
+    )
 
 
 def weekly_retrain_requests(
-    instance: dg.DagsterInstance,
+    instance: dg.DagsterInstance, catalog: Catalog
 ) -> list[dg.RunRequest] | dg.SkipReason:
-    """A retrain of every model for the day after the newest ingested one, unless already asked."""
-    newest = newest_ingested_day(instance)
-    if newest is None:
-        return dg.SkipReason("no day is ingested yet: nothing to train on")
-    if newest >= LAST_DAY:
-        return dg.SkipReason(f"the partitions end on {LAST_DAY}: no later cutoff to train for")
-    cutoff = (newest + timedelta(days=1)).isoformat()
-    requests = []
-    for key in MODEL_KEYS:
+    """A retrain of every model for the day after its dataset's newest ingested day, unless
+    already asked."""
+    requests, skipped = [], []
+    for spec in catalog.models:
+        dataset = catalog.dataset_of(spec)
+        newest = newest_ingested_day(instance, dataset)
+        if newest is None or newest >= dataset.last_day:
+            skipped.append(f"{spec.name}: no day after the newest ingested one to train for")
+            continue
+        cutoff = (newest + timedelta(days=1)).isoformat()
+        key = model_key(spec)
         run_key = f"{WEEKLY_RETRAIN}:{key.to_user_string()}:{cutoff}"
         # Schedules deduplicate run keys per tick only: a week without new data must not retrain
         # the same cutoff again.
         if instance.get_runs_count(dg.RunsFilter(tags={RUN_KEY_TAG: run_key})):
+            skipped.append(f"{spec.name}: already retrained for cutoff {cutoff}")
             continue
         requests.append(
             dg.RunRequest(
@@ -64,19 +69,24 @@ def weekly_retrain_requests(
                 tags={TRIGGER_TAG: "schedule"},
             )
         )
-    return requests or dg.SkipReason(f"every model was already retrained for cutoff {cutoff}")
+    return requests or dg.SkipReason("; ".join(skipped) or "no model is declared")
 
 
-@dg.schedule(
-    name=WEEKLY_RETRAIN,
-    cron_schedule=WEEKLY_CRON,
-    execution_timezone="UTC",
-    target=dg.AssetSelection.assets(*MODEL_KEYS),
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description=(
-        "Alternative retrain policy, off by default: every Monday 06:00 UTC, retrain each model "
-        "with the day after the newest ingested day as cutoff."
-    ),
-)
-def weekly_retrain(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-    return weekly_retrain_requests(context.instance)
+def build_weekly_retrain(catalog: Catalog) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=WEEKLY_RETRAIN,
+        cron_schedule=WEEKLY_CRON,
+        execution_timezone="UTC",
+        target=dg.AssetSelection.assets(*(model_key(spec) for spec in catalog.models)),
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=(
+            "Alternative retrain policy, off by default: every Monday 06:00 UTC, retrain each "
+            "model with the day after its dataset's newest ingested day as cutoff."
+        ),
+    )
+    def weekly_retrain(
+        context: dg.ScheduleEvaluationContext,
+    ) -> list[dg.RunRequest] | dg.SkipReason:
+        return weekly_retrain_requests(context.instance, catalog)
+
+    return weekly_retrain

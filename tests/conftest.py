@@ -16,10 +16,11 @@ import pytest
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
+from resources.synthetic import SyntheticFlightSource  # noqa: E402
+
 from assets import defs as asset_defs  # noqa: E402
 from resources import platform_resources  # noqa: E402
 from resources.lake import Lake  # noqa: E402
-from resources.synthetic import SyntheticFlightSource  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

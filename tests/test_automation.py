@@ -7,11 +7,11 @@ exactly which partitions exist and checks exactly what the daemon would launch n
 
 import dagster as dg
 import pytest
+from resources.source_choice import SOURCE_ENV
 
 import resources
 from assets import defs as asset_defs
 from assets.partitions import daily_partitions
-from resources.source_choice import SOURCE_ENV
 from sensors import defs as sensor_defs
 from sensors.replay import (
     REPLAY_ENV,

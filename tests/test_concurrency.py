@@ -18,11 +18,11 @@ from conftest import (
     platform_env,
     start_materialize,
 )
+from resources.synthetic import SyntheticFlightSource
 
 from assets.partitions import days_between
 from resources.lake import Lake
 from resources.registry import ModelRegistry
-from resources.synthetic import SyntheticFlightSource
 
 RAW = "raw_flights,raw_weather,flight_outcomes"
 LOCK_ERRORS = ("database is locked", "could not set lock", "conflicting lock")

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import QUIET, REPO_ROOT, make_lake
+from resources.synthetic import SyntheticFlightSource
 
 from resources.contract import FLIGHTS
-from resources.synthetic import SyntheticFlightSource
 
 DAY = date(2013, 1, 5)
 # Large enough that writing the day takes a while: the kill has a write to land in.

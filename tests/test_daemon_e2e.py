@@ -25,12 +25,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from conftest import PIPELINE_LAST, QUIET, REPO_ROOT, SYNTHETIC_FLIGHTS_PER_DAY, BuiltPipeline
+from resources.synthetic import SyntheticFlightSource
 
 from assets import defs as asset_defs
 from resources import platform_resources
 from resources.lake import Lake
 from resources.registry import ModelRegistry
-from resources.synthetic import SyntheticFlightSource
 from sensors.replay import RAW_TABLES, TRIGGER_TAG
 from sensors.retrain import RetrainSettings
 from sensors.schedules import DAILY_CYCLE_SENSOR

@@ -9,11 +9,11 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+from assets.flight_delay import FLIGHT_DELAY
 from conftest import PIPELINE_LAST, PIPELINE_MODEL_CUTOFF, QUIET, Platform, make_lake
 
 from assets import defs as asset_defs
 from assets import drift
-from assets.flight_delay import FLIGHT_DELAY
 from assets.partitions import days_between
 from assets.training import REFERENCE_ROWS
 

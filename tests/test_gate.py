@@ -15,16 +15,16 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 import pytest
+from assets.flight_delay import FLIGHT_DELAY
 from conftest import QUIET, REPO_ROOT, SYNTHETIC_FLIGHTS_PER_DAY, Platform, make_lake
+from resources.synthetic import SyntheticFlightSource
 
 from assets import defs as asset_defs
 from assets import modeling
-from assets.flight_delay import FLIGHT_DELAY
 from assets.model_pipeline import labelled_rows
 from assets.partitions import days_between
 from assets.promotion_jobs import rollback_model
 from assets.quality_gate import QUALITY_GATE, decide
-from resources.synthetic import SyntheticFlightSource
 
 MODEL = "flight_delay"
 FIRST, LAST = "2013-01-01", "2013-03-12"

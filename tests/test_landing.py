@@ -21,10 +21,10 @@ from landing_support import (
     failure_messages,
     landing_platform,
 )
+from resources.source_choice import EnvironmentSource
 
 from resources import schema
 from resources.landing import LandingFlightSource
-from resources.source_choice import EnvironmentSource
 from resources.sources import BundledFlightSource
 from sensors.landing import landing_files
 

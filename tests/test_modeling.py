@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from assets.flight_delay import FLIGHT_DELAY as SPEC
 
 from assets import modeling
-from assets.flight_delay import FLIGHT_DELAY as SPEC
 
 
 def flights(rows: int, seed: int) -> pd.DataFrame:

@@ -254,8 +254,9 @@ def test_ingesting_a_range_in_pieces_gives_the_rows_of_one_piece(
 
 
 def test_a_generated_source_is_read_a_month_or_a_million_flights_at_a_time():
-    from assets.ingestion import delivery_chunks
     from resources.synthetic import SyntheticFlightSource
+
+    from assets.ingestion import delivery_chunks
 
     quarter = iso_days("2013-01-01", "2013-03-31")
     busy = SyntheticFlightSource(flights_per_day=300_000)

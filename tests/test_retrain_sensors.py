@@ -14,11 +14,11 @@ import dagster as dg
 import pytest
 from conftest import QUIET, SYNTHETIC_FLIGHTS_PER_DAY, Platform, make_lake
 from dagster._core.test_utils import create_run_for_test
+from resources.synthetic import SyntheticFlightSource
 
 from assets import defs as asset_defs
 from assets.partitions import days_between
 from assets.quality_gate import QUALITY_GATE
-from resources.synthetic import SyntheticFlightSource
 from sensors import defs as sensor_defs
 from sensors.replay import TRIGGER_TAG
 from sensors.retrain import (

@@ -4,7 +4,6 @@ from datetime import date
 
 import pandas as pd
 import pytest
-
 from resources.source_choice import EnvironmentSource
 from resources.synthetic import SyntheticFlightSource
 

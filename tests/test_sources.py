@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO_ROOT
+from resources.synthetic import SyntheticFlightSource
 
 from resources import schema
 from resources.sources import BundledFlightSource
-from resources.synthetic import SyntheticFlightSource
 
 FIRST, LAST = date(2013, 1, 1), date(2013, 1, 5)
 DAILY_TABLES = ("flights", "weather", "outcomes")

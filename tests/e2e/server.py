@@ -31,10 +31,10 @@ from typing import TypeVar
 
 import dagster as dg
 from conftest import SYNTHETIC_FLIGHTS_PER_DAY, Platform, make_lake
-
-from resources.lake import Lake
 from resources.source_choice import SOURCE_ENV, SYNTHETIC_ENV
 from resources.synthetic import SyntheticFlightSource
+
+from resources.lake import Lake
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from assets.flight_delay import FLIGHT_DELAY
 from conftest import (
     PIPELINE_FIRST,
     PIPELINE_LAST,
@@ -31,15 +32,14 @@ from conftest import (
     Platform,
     make_lake,
 )
+from resources.synthetic import SyntheticFlightSource
 
 from assets import defs as asset_defs
-from assets.flight_delay import FLIGHT_DELAY
 from assets.partitions import days_between
 from prod.conftest import Production, environment_of
 from prod.servers import REPO_ROOT
 from resources import defs as resource_defs
 from resources.lake import Lake
-from resources.synthetic import SyntheticFlightSource
 from sensors.retrain import RetrainSettings, build_retrain_sensors, drift_sensor_name
 
 MODEL = "flight_delay"

@@ -1,4 +1,4 @@
-"""A synthetic flight source with the bundled data's schema, a controllable size and injectable drift.
+"""Synthetic flights with the bundled data's schema, a controllable size and injectable drift.
 
 Every day is generated from its own seeded random streams, so a day's content is the same whether
 it is read alone or inside a range, and the same seed always gives the same data. A range is
@@ -12,10 +12,10 @@ from functools import cache
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from resources import schema
-from resources.sources import FlightSource
+from datasets.flights.tables import FLIGHTS, OUTCOMES, PLANES, WEATHER
+from resources.dataset import RawTable
 
 CARRIERS = [
     "9E",
@@ -49,12 +49,15 @@ WEATHER_VALUES = (
 )  # fmt: skip
 
 
-class SyntheticFlightSource(FlightSource):
-    """Generated flights for tests and scale benchmarks.
+class SyntheticFlights(BaseModel):
+    """Generated flights for tests and scale benchmarks; each field is set by
+    `PLATFORM_SYNTHETIC_<FIELD>`.
 
     From `drift_start` on, delays react `drift_wind_factor` times more strongly to wind and the
     delays of `drift_carrier` double, so a model trained before that date loses accuracy after it.
     """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     seed: int = Field(default=13, description="Seed of every random stream.")
     flights_per_day: int = Field(default=300, ge=1, description="Scheduled flights per day.")
@@ -62,17 +65,23 @@ class SyntheticFlightSource(FlightSource):
     drift_carrier: str = Field(default="EV", description="Carrier whose delays double in drift.")
     drift_wind_factor: float = Field(default=3.0, description="Wind effect multiplier in drift.")
 
-    def flights(self, start: date, end: date) -> pd.DataFrame:
-        days = _days(start, end)
-        return _scheduled(
-            self.seed, self.flights_per_day, days, _tailnums(self.seed, self.flights_per_day, days)
-        )
+    def rows(self, table: RawTable, first: date | None, last: date | None) -> pd.DataFrame:
+        if table.name == PLANES.name:
+            return _planes(self.seed)
+        days = _days(first, last)
+        if table.name == FLIGHTS.name:
+            tailnums = _tailnums(self.seed, self.flights_per_day, days)
+            return _scheduled(self.seed, self.flights_per_day, days, tailnums)
+        if table.name == WEATHER.name:
+            return _weather_frame(self.seed, days)
+        if table.name == OUTCOMES.name:
+            return self._outcomes(days)
+        raise KeyError(f"the synthetic flights have no table {table.name!r}")
 
-    def weather(self, start: date, end: date) -> pd.DataFrame:
-        return _weather_frame(self.seed, _days(start, end))
+    def rows_per_day(self) -> int:
+        return self.flights_per_day
 
-    def outcomes(self, start: date, end: date) -> pd.DataFrame:
-        days = _days(start, end)
+    def _outcomes(self, days: list[date]) -> pd.DataFrame:
         n = self.flights_per_day
         schedule = _schedule(self.seed, n)
         weather = _weather(self.seed, days)
@@ -93,12 +102,6 @@ class SyntheticFlightSource(FlightSource):
             self.drift_wind_factor,
         )
         return _outcomes_frame(schedule, days, *delays)
-
-    def planes(self) -> pd.DataFrame:
-        return _planes(self.seed)
-
-    def typical_flights_per_day(self) -> int:
-        return self.flights_per_day
 
 
 def _days(start: date, end: date) -> list[date]:
@@ -128,7 +131,7 @@ def _planes(seed: int) -> pd.DataFrame:
             "engine": "Turbo-fan",
         }
     )
-    return schema.conform(planes, schema.PLANES, "raw_planes")
+    return PLANES.conform(planes)
 
 
 @cache
@@ -179,7 +182,7 @@ def _scheduled(
     )
     flights["flight_date"] = _dates(days, flights_per_day)
     flights["tailnum"] = tailnums
-    return schema.conform(flights, schema.FLIGHTS, "raw_flights")
+    return FLIGHTS.conform(flights)
 
 
 def _weather(seed: int, days: list[date]) -> dict[str, np.ndarray]:
@@ -225,7 +228,7 @@ def _weather_frame(seed: int, days: list[date]) -> pd.DataFrame:
     )
     for name, values in _weather(seed, days).items():
         weather[name] = values
-    return schema.conform(weather, schema.WEATHER, "raw_weather")
+    return WEATHER.conform(weather)
 
 
 def _delays(
@@ -303,4 +306,4 @@ def _outcomes_frame(
             "cancelled": cancelled,
         }
     )
-    return schema.conform(outcomes, schema.OUTCOMES, "flight_outcomes")
+    return OUTCOMES.conform(outcomes)

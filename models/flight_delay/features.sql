@@ -1,20 +1,9 @@
-"""The first model: will a flight arrive more than 15 minutes late, from what is known before departure.
-
-Features: the schedule (hour, weekday, route, distance, how busy the origin is that hour), the
-plane, the weather at the origin at the scheduled hour, and rolling statistics of the previous
-`history_days` days' outcomes by carrier, origin and route. The day's own outcomes never enter.
-Cancelled and diverted flights have no arrival delay, so they carry no label: they are scored but
-neither trained nor evaluated on.
-"""
-
-from assets.model_spec import ModelSpec
-
-FEATURES_SQL = """
+-- One row per scheduled flight of the days in `flights`: what is known before departure.
+-- `history` holds the outcomes of the 7 days before each day, with the model's label.
 WITH labelled AS (
-    SELECT flight_date, carrier, origin, dest,
-           CAST(arr_delay > 15 AS DOUBLE) AS late, dep_delay
+    SELECT flight_date, carrier, origin, dest, label AS late, dep_delay
     FROM history
-    WHERE arr_delay IS NOT NULL
+    WHERE label IS NOT NULL
 ),
 days AS (SELECT DISTINCT flight_date AS day FROM flights),
 recent AS (
@@ -63,39 +52,3 @@ LEFT JOIN by_carrier bc ON bc.day = f.flight_date AND bc.carrier = f.carrier
 LEFT JOIN by_origin bo ON bo.day = f.flight_date AND bo.origin = f.origin
 LEFT JOIN by_route br ON br.day = f.flight_date AND br.origin = f.origin AND br.dest = f.dest
 ORDER BY f.flight_date, f.carrier, f.flight, f.origin
-"""
-
-FLIGHT_DELAY = ModelSpec(
-    name="flight_delay",
-    description="Label: arrival delay above 15 minutes.",
-    features_sql=FEATURES_SQL,
-    numeric_features=(
-        "dep_hour",
-        "sched_dep_minute",
-        "sched_arr_minute",
-        "day_of_week",
-        "distance",
-        "plane_age",
-        "seats",
-        "engines",
-        "temp",
-        "dewp",
-        "humid",
-        "wind_dir",
-        "wind_speed",
-        "wind_gust",
-        "precip",
-        "pressure",
-        "visib",
-        "origin_hour_flights",
-        "carrier_late_rate_7d",
-        "carrier_dep_delay_7d",
-        "carrier_flights_7d",
-        "origin_late_rate_7d",
-        "origin_dep_delay_7d",
-        "route_late_rate_7d",
-        "route_flights_7d",
-    ),  # fmt: skip
-    categorical_features=("carrier", "origin", "dest"),
-    label_sql="arr_delay > 15",
-)

@@ -1,0 +1,99 @@
+"""Batch scoring: each day's rows scored by the champion in force on that day."""
+
+from datetime import date
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from assets.model_spec import ModelSpec
+from resources import promotions
+from resources.days import describe_days
+from resources.lake import Lake
+from resources.registry import ModelRegistry
+
+SCORE, MODEL_VERSION = "score", "model_version"
+# Rows scored at once: about a day and a half at a hundred times the bundled flights; the
+# features, matrix and scores of a batch take tens of megabytes.
+SCORING_BATCH_ROWS = 2**17
+
+
+def prediction_columns(spec: ModelSpec) -> list[str]:
+    """The columns of a prediction row: the entity, the carried columns, the score, the version."""
+    return [*spec.entity_key, *spec.carried, SCORE, MODEL_VERSION]
+
+
+def champions_in_force(
+    registry: ModelRegistry, spec: ModelSpec, days: list[date], asset: str
+) -> dict[date, str]:
+    """The champion version in force on each day, looked up as of that day (so backfills
+    reproduce); fails naming the days that have none."""
+    history = registry.history(spec.name)
+    chosen = {day: promotions.champion_at(history, day) for day in days}
+    unserved = [day for day, entry in chosen.items() if entry is None]
+    if unserved:
+        since = min((e["effective_from"] for e in history), default="no day yet")
+        raise dg.Failure(
+            f"{asset}: no {spec.name} champion is in force on {describe_days(unserved)} (the "
+            f"first is in force from {since}). Materialize {spec.name}/model for an earlier "
+            "cutoff (a model becomes champion when it passes the quality gate) or choose later days"
+        )
+    return {day: entry["version"] for day, entry in chosen.items()}
+
+
+def runs_in_progress(instance: dg.DagsterInstance) -> int:
+    """Runs of this instance in progress now, counting the caller's: the runs that share the
+    machine's cores, so scoring takes all of them when its run is alone."""
+    started = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+    return max(1, instance.get_runs_count(started))
+
+
+def scored_days(
+    lake: Lake,
+    registry: ModelRegistry,
+    spec: ModelSpec,
+    days: list[date],
+    versions: dict[date, str],
+    estimators: dict[str, object],
+    threads: int,
+) -> pa.Table:
+    """The prediction rows of `days` in entity order, each scored by the version in force on its
+    day (`versions`); versions are loaded into `estimators` once per run. The features are read
+    and scored `SCORING_BATCH_ROWS` at a time, so memory does not grow with the rows of a day."""
+    from assets import modeling
+
+    con = duckdb.connect()
+    lake.register(con, "features", spec.features_table, days)
+    key = ", ".join(f'"{c}"' for c in spec.entity_key)
+    reader = con.sql(f"SELECT * FROM features ORDER BY {key}").to_arrow_reader(SCORING_BATCH_ROWS)
+    identity = [*spec.entity_key, *spec.carried]
+    scored = pa.schema(
+        [
+            *(reader.schema.field(c) for c in identity),
+            pa.field(SCORE, pa.float64()),
+            pa.field(MODEL_VERSION, pa.string()),
+        ]
+    )
+    batches = []
+    for batch in reader:
+        dates = batch.column(spec.day_column)
+        batch_days = pc.unique(dates)
+        in_force = pa.array([versions[d] for d in batch_days.to_pylist()], pa.string())
+        version = pc.take(in_force, pc.index_in(dates, value_set=batch_days))
+        scores = np.empty(batch.num_rows)
+        for name in pc.unique(in_force).to_pylist():
+            if name not in estimators:
+                estimators[name] = registry.load(spec.name, name, spec.trusted_types)
+            mine = pc.equal(version, name)
+            rows = batch if pc.all(mine).as_py() else batch.filter(mine)
+            scores[mine.to_numpy(zero_copy_only=False)] = modeling.score(
+                estimators[name], spec, pa.Table.from_batches([rows]), threads
+            )
+        batches.append(
+            pa.RecordBatch.from_arrays(
+                [*(batch.column(c) for c in identity), pa.array(scores), version], schema=scored
+            )
+        )
+    return pa.Table.from_batches(batches, schema=scored)
