@@ -97,14 +97,31 @@ class Catalog:
             self._check_model(spec)
 
     def _check_synthetic_settings(self) -> None:
+        """Every PLATFORM_SYNTHETIC_<FIELD> set is a field of some generator, of a valid value."""
+        from pydantic import ValidationError
+
+        chosen = settings.synthetic_settings()
         known = {f for d in self.datasets if d.synthetic for f in d.synthetic.model_fields}
-        unknown = sorted(set(settings.synthetic_settings()) - known)
+        unknown = sorted(set(chosen) - known)
         if unknown:
             variables = ", ".join(f"{settings.SYNTHETIC_PREFIX}{n.upper()}" for n in unknown)
             raise DeclarationError(
                 f"{variables}: no dataset's synthetic generator has such a field "
                 f"(known: {', '.join(sorted(known))})"
             )
+        for dataset in self.datasets:
+            if dataset.synthetic is None:
+                continue
+            fields = {k: v for k, v in chosen.items() if k in dataset.synthetic.model_fields}
+            try:
+                dataset.synthetic(**fields)
+            except ValidationError as error:
+                bad = ", ".join(
+                    f"{settings.SYNTHETIC_PREFIX}{str(e['loc'][0]).upper()}={e['input']!r}: "
+                    f"{e['msg']}"
+                    for e in error.errors()
+                )
+                raise DeclarationError(f"synthetic {dataset.name}: {bad}") from None
 
     def _check_model(self, spec: ModelSpec) -> None:
         where = f"model {spec.name}"

@@ -141,8 +141,8 @@ class ModelSpec:
     Training: a version per cutoff D is fitted on the labelled rows of the `window_days` before
     D (at least `min_window_days`); the gate judges a fit without the last `holdout_days`,
     scored on them beside the champion, by `gate_metric`. `estimator(params)` builds an unfitted
-    scikit-learn estimator or pipeline; by default gradient boosting of the task's kind. `params`
-    replace the defaults (which follow the rows a window holds).
+    scikit-learn estimator or pipeline from `params`; by default gradient boosting of the task's
+    kind, whose defaults (which follow the rows a window holds) `params` replace one by one.
     """
 
     name: str

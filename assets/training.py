@@ -67,11 +67,14 @@ class TrainingConfig(dg.Config):
         return limit, tolerance
 
     def base_params(self, spec: ModelSpec, rows: int) -> dict[str, Any]:
-        """The model's parameters (declared, or the defaults for `rows` labelled rows) with this
-        run's replacements, each of the type it replaces."""
+        """The model's parameters with this run's replacements, each of the type it replaces.
+        A declared estimator takes the declared parameters; the default one takes its defaults
+        for `rows` labelled rows, with the declared ones replacing them."""
         from assets import modeling
 
-        declared = dict(spec.params) if spec.params is not None else modeling.default_params(rows)
+        declared = dict(spec.params or {})
+        if spec.estimator is None:
+            declared = modeling.default_params(rows) | declared
         unknown = sorted(set(self.params) - set(declared))
         if unknown:
             raise ValueError(f"{spec.name}: unknown parameters {unknown}; known: {list(declared)}")

@@ -1,8 +1,10 @@
 """Inspect, promote and roll back model versions from the command line.
 
-Usage: `python -m resources.models_cli --help` (or the `flightdesk-models` script). It finds the lake the way the platform does (PLATFORM_LAKE_URI, else PLATFORM_DATA_DIR/lake,
-else .data/lake), and writes to the same append-only promotion history as the quality gate and
-the Launchpad jobs `promote_model` and `rollback_model`.
+Usage: `python -m resources.models_cli --model <model> <command>` (or the `flightdesk-models`
+script); `--help` lists the declared models and the commands. It finds the lake the way the
+platform does (PLATFORM_LAKE_URI, else PLATFORM_DATA_DIR/lake, else .data/lake), and writes to
+the same append-only promotion history as the quality gate and the Launchpad jobs
+`promote_model` and `rollback_model`.
 """
 
 import argparse
@@ -19,7 +21,9 @@ _FOREVER = date(9999, 12, 31)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    from assets.catalog import load_catalog
+
+    args = _parser([spec.name for spec in load_catalog().models]).parse_args(argv)
     registry = ModelRegistry(lake=Lake())
     try:
         args.command(registry, args)
@@ -30,22 +34,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def list_versions(registry: ModelRegistry, args: argparse.Namespace) -> None:
-    """One line per version: window, holdout AUC, gate, fingerprint; * marks the current champion."""
+    """One line per version: window, the gate metric on the holdout beside the champion's, gate,
+    fingerprint; * marks the current champion."""
     current = registry.champion_at(args.model, _FOREVER)
+    history = registry.history(args.model)
+    versions = registry.versions(args.model)
+    metric = versions[-1]["gate"]["metric"] if versions else "metric"
     print(
-        f"  {'version':<24}{'training window':<26}{'auc':>7}{'champ.auc':>10}  "
+        f"  {'version':<24}{'training window':<26}{metric:>9}{'champion':>10}  "
         f"{'gate':<7}{'fingerprint':<14}champion from"
     )
-    history = registry.history(args.model)
-    for record in registry.versions(args.model):
+    for record in versions:
         version = record["version"]
-        gate = record.get("gate", {})
+        gate = record["gate"]
         served = [e["effective_from"] for e in history if e["version"] == version]
         print(
             f"{'*' if current and current['version'] == version else ' '} {version:<24}"
-            f"{' .. '.join(record['training_window']):<26}{record['metrics']['auc']:>7.4f}"
-            f"{_number(gate.get('champion_auc')):>10}  "
-            f"{'pass' if gate.get('passed') else 'FAIL':<7}{record['data_fingerprint'][:12]:<14}"
+            f"{' .. '.join(record['training_window']):<26}"
+            f"{record['metrics'][gate['metric']]:>9.4f}{_number(gate['champion_value']):>10}  "
+            f"{'pass' if gate['passed'] else 'FAIL':<7}{record['data_fingerprint'][:12]:<14}"
             f"{', '.join(served) or '-'}"
         )
 
@@ -97,11 +104,17 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(models: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m resources.models_cli", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--model", default="flight_delay", help="model name (flight_delay)")
+    parser.add_argument(
+        "--model",
+        choices=models,
+        default=models[0] if len(models) == 1 else None,
+        required=len(models) != 1,
+        help=f"the model: {', '.join(models)}",
+    )
     commands = parser.add_subparsers(required=True, metavar="command")
     day = date.fromisoformat
 

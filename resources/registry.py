@@ -30,6 +30,7 @@ REFERENCE = "reference.parquet"
 TRUSTED_TYPES = [
     "functools.partial",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn._loss.loss.AbsoluteError",
     "sklearn._loss.loss.HalfSquaredError",
     "sklearn._loss.link.IdentityLink",
     "sklearn.utils.validation.check_array",

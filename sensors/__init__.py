@@ -1,5 +1,6 @@
 """Sensors and schedules built from the declarations: per dataset its replay and landing sensors,
-per model its drift and quality retrains; the daily cycle, failure alerts and the weekly retrain."""
+per model its drift and quality retrains, per dataset with models its weekly retrain; the daily
+cycle and failure alerts."""
 
 import dagster as dg
 
@@ -18,7 +19,12 @@ def build_sensor_definitions(catalog: Catalog) -> dg.Definitions:
         sensors += [build_replay_sensor(dataset), build_landing_sensor(dataset)]
     for spec in catalog.models:
         sensors += build_retrain_sensors(catalog, spec)
-    return dg.Definitions(sensors=sensors, schedules=[build_weekly_retrain(catalog)])
+    schedules = [
+        build_weekly_retrain(catalog, dataset)
+        for dataset in catalog.datasets
+        if catalog.models_of(dataset)
+    ]
+    return dg.Definitions(sensors=sensors, schedules=schedules)
 
 
 defs = build_sensor_definitions(CATALOG)

@@ -16,11 +16,11 @@ import pytest
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-from resources.synthetic import SyntheticFlightSource  # noqa: E402
-
+from assets import CATALOG  # noqa: E402
 from assets import defs as asset_defs  # noqa: E402
 from resources import platform_resources  # noqa: E402
 from resources.lake import Lake  # noqa: E402
+from resources.sources import Sources  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -43,9 +43,17 @@ def lake(data_dir: Path) -> Lake:
     return Lake()
 
 
+def synthetic_sources(
+    seed: int = 7, flights_per_day: int = SYNTHETIC_FLIGHTS_PER_DAY, **extra
+) -> Sources:
+    """Every dataset from its synthetic generator, with these fields."""
+    fields = {"seed": seed, "flights_per_day": flights_per_day, **extra}
+    return Sources(kind="synthetic", synthetic={k: str(v) for k, v in fields.items()})
+
+
 @pytest.fixture
-def synthetic_source() -> SyntheticFlightSource:
-    return SyntheticFlightSource(seed=7, flights_per_day=SYNTHETIC_FLIGHTS_PER_DAY)
+def synthetic_source() -> Sources:
+    return synthetic_sources()
 
 
 @pytest.fixture
@@ -57,10 +65,10 @@ def instance() -> Iterator[dg.DagsterInstance]:
 class Platform:
     """Materializes assets of the real definitions against a test source, lake and instance."""
 
-    def __init__(self, instance: dg.DagsterInstance, source, lake: Lake):
+    def __init__(self, instance: dg.DagsterInstance, sources: Sources, lake: Lake):
         self.instance = instance
         self.lake = lake
-        self.resources = platform_resources(source=source, lake=lake)
+        self.resources = platform_resources(sources=sources, lake=lake)
 
     def materialize(
         self, keys: Sequence[str], first: str | None = None, last: str | None = None
@@ -126,13 +134,19 @@ def flight_rows(lake: Lake, days: list[date]) -> list[tuple]:
 
 PIPELINE_FIRST, PIPELINE_LAST = "2013-01-01", "2013-03-10"
 PIPELINE_MODEL_CUTOFF = "2013-03-01"
-# The graph the way `make run` builds it: each step one run over its whole partition range.
+FLIGHT_MODELS = CATALOG.models_of(CATALOG.tables["raw_flights"][0])
+# The flights' graph the way `make run` builds it, every model of the dataset included: each
+# step one run over its whole partition range.
 PIPELINE_STEPS: list[tuple[list[str], str | None, str | None]] = [
     (["raw_planes"], None, None),
     (["raw_flights", "raw_weather", "flight_outcomes"], PIPELINE_FIRST, PIPELINE_LAST),
-    (["flight_delay/features"], PIPELINE_FIRST, PIPELINE_LAST),
-    (["flight_delay/model"], PIPELINE_MODEL_CUTOFF, None),
-    (["flight_delay/predictions"], PIPELINE_MODEL_CUTOFF, PIPELINE_LAST),
+    (
+        [f"{m.name}/features" for m in FLIGHT_MODELS if not m.features_from],
+        PIPELINE_FIRST,
+        PIPELINE_LAST,
+    ),
+    ([f"{m.name}/model" for m in FLIGHT_MODELS], PIPELINE_MODEL_CUTOFF, None),
+    ([f"{m.name}/predictions" for m in FLIGHT_MODELS], PIPELINE_MODEL_CUTOFF, PIPELINE_LAST),
 ]
 
 
@@ -149,9 +163,8 @@ class BuiltPipeline:
 def synthetic_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltPipeline]:
     """PIPELINE_STEPS materialized once per session (about 25 s); tests must not alter its content."""
     folder = tmp_path_factory.mktemp("synthetic_pipeline")
-    source = SyntheticFlightSource(seed=7, flights_per_day=SYNTHETIC_FLIGHTS_PER_DAY)
     with dg.instance_for_test() as test_instance:
-        built = Platform(test_instance, source, make_lake(folder))
+        built = Platform(test_instance, synthetic_sources(), make_lake(folder))
         results = [built.materialize(keys, first, last) for keys, first, last in PIPELINE_STEPS]
         run_ids = [record.dagster_run.run_id for record in test_instance.get_run_records()]
         yield BuiltPipeline(built, results, run_ids)

@@ -10,10 +10,11 @@ import dagster as dg
 import pandas as pd
 from conftest import QUIET, REPO_ROOT, Platform, make_lake
 
+from assets import CATALOG
 from assets import defs as asset_defs
 from assets.ingestion import REJECT_RATIO
-from resources.contract import CONTRACTS
-from resources.landing import LandingFlightSource
+from resources import contract
+from resources.sources import Sources
 from sensors.failures import root_cause
 
 CORPUS = REPO_ROOT / "tests" / "data" / "landing"
@@ -47,7 +48,7 @@ class Landing:
                 "dagster/asset_partition_range_start": first,
                 "dagster/asset_partition_range_end": last or first,
             }
-        ops = {table: {"config": config} for table in tables if config and table in CONTRACTS}
+        ops = {table: {"config": config} for table in tables if config and table in CATALOG.tables}
         return dg.materialize(
             list(asset_defs.assets),
             selection=tables,
@@ -74,6 +75,16 @@ class Landing:
         return tables
 
 
+def valid_rows(
+    sources: Sources, table: str, first: date | None = None, last: date | None = None
+) -> pd.DataFrame:
+    """The rows of `table` that `sources` delivers for first..last and that meet the contract,
+    with the table's types."""
+    dataset, rules = CATALOG.tables[table]
+    landed = sources.deliver(dataset, rules, first, last)
+    return rules.conform(contract.validate(landed.rows, rules).good.to_pandas())
+
+
 def failure_messages(result: dg.ExecuteInProcessResult) -> str:
     """The innermost error of every failed step."""
     failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
@@ -95,5 +106,5 @@ def landing_platform(folder: Path, instance: dg.DagsterInstance) -> Landing:
     """The corpus zone copied under `folder`, and an empty lake beside it."""
     zone = folder / "zone"
     shutil.copytree(CORPUS / "zone", zone)
-    source = LandingFlightSource(uri=str(zone))
-    return Landing(zone, Platform(instance, source, make_lake(folder)))
+    sources = Sources(kind="landing", landing_uri=str(zone))
+    return Landing(zone, Platform(instance, sources, make_lake(folder)))

@@ -7,25 +7,28 @@ exactly which partitions exist and checks exactly what the daemon would launch n
 
 import dagster as dg
 import pytest
-from resources.source_choice import SOURCE_ENV
 
 import resources
+from assets import CATALOG
 from assets import defs as asset_defs
-from assets.partitions import daily_partitions
+from resources import settings
+from resources.sources import Sources
 from sensors import defs as sensor_defs
-from sensors.replay import (
-    REPLAY_ENV,
-    live_replay,
-    next_replay_request,
-    replay_default_status,
-)
-from sensors.schedules import daily_cycle, weekly_retrain
+from sensors.replay import build_replay_sensor, next_replay_request, replay_sensor_name
+from sensors.schedules import DAILY_CYCLE_SENSOR, weekly_retrain_name
 
 RAW = ["raw_flights", "raw_weather", "flight_outcomes"]
 FEATURES, MODEL = "flight_delay/features", "flight_delay/model"
 PREDICTIONS, QUALITY = "flight_delay/predictions", "flight_delay/prediction_quality"
 DRIFT = "flight_delay/feature_drift"
 LOCATION = dg.Definitions.merge(asset_defs, resources.defs)
+FLIGHTS = CATALOG.tables["raw_flights"][0]
+BUNDLED = Sources(kind="bundled")
+daily_partitions = FLIGHTS.partitions
+SENSORS = {sensor.name: sensor for sensor in sensor_defs.sensors}
+SCHEDULES = {schedule.name: schedule for schedule in sensor_defs.schedules}
+daily_cycle = SENSORS[DAILY_CYCLE_SENSOR]
+weekly_retrain = SCHEDULES[weekly_retrain_name(FLIGHTS)]
 ASSET_KEYS = {key.to_user_string() for key in LOCATION.resolve_asset_graph().get_all_asset_keys()}
 # The drift report joins the daily cycle of each model when its asset is defined.
 SERVED_DAILY = [key for key in (FEATURES, DRIFT, PREDICTIONS, QUALITY) if key in ASSET_KEYS]
@@ -110,82 +113,107 @@ def test_features_wait_until_the_previous_days_outcomes_exist(instance: dg.Dagst
     assert daemon.tick()[FEATURES] == ["2013-04-01"]
 
 
-def test_retraining_is_left_to_sensors_and_schedules():
+def test_every_model_serves_daily_and_retraining_is_left_to_sensors_and_schedules():
     graph = LOCATION.resolve_asset_graph()
     automated = {
         key.to_user_string()
         for key in graph.get_all_asset_keys()
         if graph.get(key).automation_condition is not None
     }
-    assert automated == set(SERVED_DAILY)
-    assert daily_cycle in sensor_defs.sensors
+    expected = set()
+    for spec in CATALOG.models:
+        expected |= {
+            f"{spec.name}/{a}" for a in ("predictions", "feature_drift", "prediction_quality")
+        }
+        if not spec.features_from:
+            expected.add(f"{spec.name}/features")
+    assert automated == expected
+    assert not any(key.endswith("/model") for key in automated)
     assert daily_cycle.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 # --- the live replay ---------------------------------------------------------------------------
 
 
-def test_replay_brings_the_day_after_the_newest_complete_one_once(instance: dg.DagsterInstance):
+def replay(instance: dg.DagsterInstance, sources: Sources = BUNDLED):
+    return next_replay_request(instance, FLIGHTS, sources)
+
+
+def test_replay_brings_the_oldest_day_not_ingested_once(instance: dg.DagsterInstance):
     for key in RAW:
-        record(instance, key, days("2013-03-30", "2013-03-31"))
+        record(instance, key, days("2013-01-01", "2013-03-31"))
     record(instance, "raw_flights", ["2013-04-01"])  # April 1 came only partly
-    request = live_replay(dg.build_sensor_context(instance=instance))
+    sensor = build_replay_sensor(FLIGHTS)
+    request = sensor(dg.build_sensor_context(instance=instance, resources={"sources": BUNDLED}))
     assert isinstance(request, dg.RunRequest)
     assert request.partition_key == "2013-04-01"
-    assert request.run_key == "replay:2013-04-01"
+    assert request.run_key == "replay:flights:2013-04-01"
     assert set(request.asset_selection) == {dg.AssetKey(key) for key in RAW}
+
+
+def test_a_backfill_ahead_of_the_replay_never_makes_it_skip_a_day(instance: dg.DagsterInstance):
+    for key in RAW:
+        record(instance, key, days("2013-01-01", "2013-04-06"))
+        record(instance, key, days("2013-04-22", "2013-04-28"))  # backfilled from the UI
+    assert replay(instance).partition_key == "2013-04-07"
+    for key in RAW:
+        record(instance, key, days("2013-04-07", "2013-04-21"))
+    assert replay(instance).partition_key == "2013-04-29", "the backfilled week is passed over"
 
 
 def test_replay_waits_while_runs_are_in_progress(instance: dg.DagsterInstance):
     for key in RAW:
-        record(instance, key, ["2013-04-01"])
+        record(instance, key, days("2013-01-01", "2013-04-01"))
     instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED))
-    skipped = next_replay_request(instance)
+    skipped = replay(instance)
     assert isinstance(skipped, dg.SkipReason)
     assert "2013-04-02" in skipped.skip_message
 
 
 def test_replay_stops_after_the_last_day(instance: dg.DagsterInstance):
     for key in RAW:
-        record(instance, key, ["2013-12-31"])
-    skipped = next_replay_request(instance)
+        record(instance, key, days("2013-01-01", "2013-12-31"))
+    skipped = replay(instance)
     assert isinstance(skipped, dg.SkipReason)
     assert "finished" in skipped.skip_message
 
 
-def test_replay_leaves_a_landing_zone_to_its_own_sensor(
-    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
-):
+def test_replay_leaves_a_landing_zone_to_its_own_sensor(instance: dg.DagsterInstance):
     for key in RAW:
         record(instance, key, ["2013-04-01"])
-    monkeypatch.setenv(SOURCE_ENV, "landing")
-    assert isinstance(next_replay_request(instance), dg.SkipReason)
+    skipped = replay(instance, Sources(kind="landing", landing_uri="/nowhere"))
+    assert isinstance(skipped, dg.SkipReason) and "landing" in skipped.skip_message
 
 
-def test_replay_is_off_unless_switched_on(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv(REPLAY_ENV, raising=False)
-    assert replay_default_status() == dg.DefaultSensorStatus.STOPPED
-    monkeypatch.setenv(REPLAY_ENV, "on")
-    assert replay_default_status() == dg.DefaultSensorStatus.RUNNING
-    monkeypatch.setenv(REPLAY_ENV, "yes please")
-    with pytest.raises(ValueError, match=REPLAY_ENV):
-        replay_default_status()
+def test_every_dataset_has_its_replay_off_unless_switched_on(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv(settings.REPLAY_ENV, raising=False)
+    for dataset in CATALOG.datasets:
+        assert replay_sensor_name(dataset) in SENSORS
+        assert build_replay_sensor(dataset).default_status == dg.DefaultSensorStatus.STOPPED
+    monkeypatch.setenv(settings.REPLAY_ENV, "on")
+    assert build_replay_sensor(FLIGHTS).default_status == dg.DefaultSensorStatus.RUNNING
+    monkeypatch.setenv(settings.REPLAY_ENV, "yes please")
+    with pytest.raises(ValueError, match=settings.REPLAY_ENV):
+        build_replay_sensor(FLIGHTS)
 
 
 # --- the weekly retrain ------------------------------------------------------------------------
 
 
 def test_weekly_retrain_is_off_and_trains_for_the_next_day_once(instance: dg.DagsterInstance):
-    assert weekly_retrain in sensor_defs.schedules
     assert weekly_retrain.default_status == dg.DefaultScheduleStatus.STOPPED
     for key in RAW:
         record(instance, key, days("2013-05-04", "2013-05-05"))
-    [request] = weekly_retrain(dg.build_schedule_context(instance=instance))
+    requests = weekly_retrain(dg.build_schedule_context(instance=instance))
+    flight_models = {m.name for m in CATALOG.models_of(FLIGHTS)}
+    assert {r.asset_selection[0].path[0] for r in requests} == flight_models
+    [request] = [r for r in requests if r.asset_selection[0].path[0] == "flight_delay"]
     assert request.partition_key == "2013-05-06"
     assert request.asset_selection == [dg.AssetKey.from_user_string(MODEL)]
 
-    # The run was launched; a week without new data must not retrain the same cutoff again.
-    launched = request.tags | {"dagster/run_key": request.run_key}
-    instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", tags=launched))
+    # The runs were launched; a week without new data must not retrain the same cutoff again.
+    for launched in requests:
+        tags = launched.tags | {"dagster/run_key": launched.run_key}
+        instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", tags=tags))
     skipped = weekly_retrain(dg.build_schedule_context(instance=instance))
     assert isinstance(skipped, dg.SkipReason)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import ROLLING_FEATURES, Platform, make_lake
 
-from resources.sources import BundledFlightSource
+from resources.sources import Sources
 
 FIRST, LAST = "2013-01-01", "2013-01-03"
 DAYS = [date(2013, 1, 1), date(2013, 1, 2), date(2013, 1, 3)]
@@ -18,7 +18,7 @@ DAYS = [date(2013, 1, 1), date(2013, 1, 2), date(2013, 1, 3)]
 def bundled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     folder = tmp_path_factory.mktemp("bundled")
     with dg.instance_for_test() as instance:
-        platform = Platform(instance, BundledFlightSource(), make_lake(folder))
+        platform = Platform(instance, Sources(kind="bundled"), make_lake(folder))
         platform.materialize(["raw_planes"])
         platform.materialize(["raw_flights", "raw_weather", "flight_outcomes"], FIRST, LAST)
         platform.materialize(["flight_delay/features"], FIRST, LAST)

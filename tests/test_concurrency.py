@@ -17,10 +17,10 @@ from conftest import (
     make_lake,
     platform_env,
     start_materialize,
+    synthetic_sources,
 )
-from resources.synthetic import SyntheticFlightSource
 
-from assets.partitions import days_between
+from resources.days import days_between
 from resources.lake import Lake
 from resources.registry import ModelRegistry
 
@@ -71,7 +71,9 @@ def test_a_retrain_runs_beside_a_backfill(synthetic_pipeline: BuiltPipeline, tmp
     backfill_days = days_between(date(2013, 3, 11), date(2013, 3, 20))
 
     # A gate that always passes: this test is about running side by side, not model quality.
-    gate = '{"ops": {"flight_delay__model": {"config": {"auc_floor": 0.0, "auc_tolerance": 1.0}}}}'
+    gate = (
+        '{"ops": {"flight_delay__model": {"config": {"gate_limit": 0.0, "gate_tolerance": 1.0}}}}'
+    )
     retrain = start_materialize(
         env, "flight_delay/model", "--partition", "2013-03-08", "--config-json", gate
     )
@@ -112,8 +114,9 @@ print(queries, len(errors), errors[:3], flush=True)
 
 def test_the_catalog_is_refreshed_while_a_reader_queries_it(tmp_path: Path, instance):
     lake = make_lake(tmp_path)
-    source = SyntheticFlightSource(seed=7, flights_per_day=SYNTHETIC_FLIGHTS_PER_DAY)
-    Platform(instance, source, lake).materialize(["raw_flights"], "2013-01-01", "2013-01-03")
+    Platform(instance, synthetic_sources(), lake).materialize(
+        ["raw_flights"], "2013-01-01", "2013-01-03"
+    )
     stop = tmp_path / "stop"
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, str(lake.warehouse), str(stop), str(3 * 120)],

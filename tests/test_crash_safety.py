@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import QUIET, REPO_ROOT, make_lake
-from resources.synthetic import SyntheticFlightSource
 
-from resources.contract import FLIGHTS
+from datasets.flights.synthetic import SyntheticFlights
+from datasets.flights.tables import FLIGHTS
 
 DAY = date(2013, 1, 5)
 # Large enough that writing the day takes a while: the kill has a write to land in.
@@ -31,23 +31,25 @@ warnings.filterwarnings("ignore")
 from assets import defs
 from resources import platform_resources
 from resources.lake import Lake
-from resources.synthetic import SyntheticFlightSource
+from resources.sources import Sources
 
 lake = Lake(uri=sys.argv[1], warehouse_path=sys.argv[2])
 instance = dg.DagsterInstance.ephemeral()
 for run in range(1000):
     seed = {SEEDS}[run % 2]
-    source = SyntheticFlightSource(seed=seed, flights_per_day={FLIGHTS_PER_DAY})
+    sources = Sources(
+        kind="synthetic", synthetic={{"seed": str(seed), "flights_per_day": "{FLIGHTS_PER_DAY}"}}
+    )
     dg.materialize(
         list(defs.assets), selection=["raw_flights"], partition_key="{DAY}", instance=instance,
-        resources=platform_resources(source=source, lake=lake), run_config={QUIET},
+        resources=platform_resources(sources=sources, lake=lake), run_config={QUIET},
     )
     print(seed, flush=True)
 """
 
 
 def expected_content(seed: int) -> pa.Table:
-    frame = SyntheticFlightSource(seed=seed, flights_per_day=FLIGHTS_PER_DAY).flights(DAY, DAY)
+    frame = SyntheticFlights(seed=seed, flights_per_day=FLIGHTS_PER_DAY).rows(FLIGHTS, DAY, DAY)
     return pa.Table.from_pandas(frame, preserve_index=False).cast(FLIGHTS.arrow_schema)
 
 

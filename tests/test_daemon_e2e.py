@@ -24,18 +24,25 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import PIPELINE_LAST, QUIET, REPO_ROOT, SYNTHETIC_FLIGHTS_PER_DAY, BuiltPipeline
-from resources.synthetic import SyntheticFlightSource
+from conftest import (
+    PIPELINE_LAST,
+    QUIET,
+    REPO_ROOT,
+    SYNTHETIC_FLIGHTS_PER_DAY,
+    BuiltPipeline,
+    synthetic_sources,
+)
 
+from assets import CATALOG
 from assets import defs as asset_defs
 from resources import platform_resources
 from resources.lake import Lake
 from resources.registry import ModelRegistry
-from sensors.replay import RAW_TABLES, TRIGGER_TAG
-from sensors.retrain import RetrainSettings
+from sensors.run_tags import TRIGGER_TAG
 from sensors.schedules import DAILY_CYCLE_SENSOR
 
 MODEL = "flight_delay"
+RAW_TABLES = ["raw_flights", "raw_weather", "flight_outcomes"]
 SEED = 7  # the session pipeline's: the bootstrapped history is the same data
 DRIFT_START = date.fromisoformat(PIPELINE_LAST) + timedelta(days=1)
 # Enough drifted days for the rolling features to move: the drift share stays above the sensor's
@@ -52,8 +59,8 @@ ENVIRONMENT = {
     "PLATFORM_AUTOMATION_SECONDS": "2",
     "PLATFORM_RETRAIN_SENSOR_SECONDS": "2",
     # The drift sensor is under test: the quality sensor must not take the retrain first.
-    "PLATFORM_QUALITY_AUC_FLOOR": "0",
-    "PLATFORM_QUALITY_AUC_MARGIN": "1",
+    "PLATFORM_FLIGHT_DELAY_QUALITY_LIMIT": "0",
+    "PLATFORM_FLIGHT_DELAY_QUALITY_MARGIN": "1",
 }
 
 
@@ -165,7 +172,7 @@ def test_daemon_retrains_on_drifted_days_and_promotes(deployment: Deployment, da
     # The sensor acts on the drifted days it has seen: the day after the last fed one when the
     # daily cycle's eight days are recorded before its tick, earlier when a tick falls between.
     assert FED[0] < cutoff <= RETRAIN_CUTOFF, runs
-    settings = RetrainSettings()
+    settings = CATALOG.model(MODEL).monitoring
     judged = [
         date.fromisoformat(cutoff) - timedelta(days=n) for n in range(1, settings.drift_days + 1)
     ]
@@ -189,14 +196,12 @@ def cycle_has_ticked(instance: dg.DagsterInstance) -> bool:
 
 def feed(instance: dg.DagsterInstance, lake: Lake, first: str, last: str) -> None:
     """The raw tables of `first`..`last` land, from the synthetic source drifting since the first."""
-    source = SyntheticFlightSource(
-        seed=SEED, flights_per_day=SYNTHETIC_FLIGHTS_PER_DAY, drift_start=DRIFT_START.isoformat()
-    )
+    sources = synthetic_sources(SEED, drift_start=DRIFT_START.isoformat())
     dg.materialize(
         list(asset_defs.assets),
         selection=RAW_TABLES,
         instance=instance,
-        resources=platform_resources(source=source, lake=lake),
+        resources=platform_resources(sources=sources, lake=lake),
         tags={
             "dagster/asset_partition_range_start": first,
             "dagster/asset_partition_range_end": last,

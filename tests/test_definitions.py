@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 from conftest import REPO_ROOT, make_lake, platform_env, start_materialize
 
-from assets.partitions import daily_partitions
+from assets import CATALOG
 
 CONTRACT_KEYS = {
     "raw_flights",
@@ -20,17 +20,17 @@ CONTRACT_KEYS = {
     "flight_delay/predictions",
 }
 CONTRACT_DAILY_KEYS = CONTRACT_KEYS
+# Each dataset and each model is a group of its own in the lineage graph.
 CONTRACT_GROUPS = {
-    "raw_flights": "ingestion",
-    "raw_weather": "ingestion",
-    "flight_outcomes": "ingestion",
-    "raw_planes": "ingestion",
-    "flight_delay/features": "features",
-    "flight_delay/model": "training",
-    "flight_delay/predictions": "inference",
+    "raw_flights": "flights",
+    "raw_weather": "flights",
+    "flight_outcomes": "flights",
+    "raw_planes": "flights",
+    "flight_delay/features": "flight_delay",
+    "flight_delay/model": "flight_delay",
+    "flight_delay/predictions": "flight_delay",
 }
-# The groups of the issue, plus `monitoring`, which ARCHITECTURE.md foresees for drift and quality.
-ALLOWED_GROUPS = {"ingestion", "features", "training", "inference", "monitoring"}
+ALLOWED_GROUPS = {d.name for d in CATALOG.datasets} | {m.name for m in CATALOG.models}
 
 
 @pytest.fixture(scope="module")
@@ -76,23 +76,29 @@ def test_contract_asset_keys_exist(asset_nodes: dict):
     assert not missing, f"contract asset keys missing: {sorted(missing)}"
 
 
-def test_daily_assets_share_the_partitions_and_backfill_in_one_run(asset_nodes: dict):
+def test_daily_assets_follow_their_datasets_calendar_and_backfill_in_one_run(asset_nodes: dict):
     partitioned = {key for key, node in asset_nodes.items() if node.partitions_def is not None}
     assert partitioned >= CONTRACT_DAILY_KEYS
+    calendars = {}
+    for dataset in CATALOG.datasets:
+        calendars |= {t.name: dataset.partitions for t in dataset.daily_tables}
+    for spec in CATALOG.models:
+        calendar = CATALOG.dataset_of(spec).partitions
+        calendars |= {k: calendar for k in partitioned if k.startswith(f"{spec.name}/")}
+    assert set(calendars) == partitioned
     for key in sorted(partitioned):
         node = asset_nodes[key]
-        assert node.partitions_def == daily_partitions, key
+        assert node.partitions_def == calendars[key], key
         assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
-    keys = daily_partitions.get_partition_keys()
-    assert keys[0] == "2013-01-01"
-    assert "2013-12-31" in keys
+    flights = asset_nodes["raw_flights"].partitions_def.get_partition_keys()
+    assert (flights[0], flights[-1]) == ("2013-01-01", "2013-12-31")
 
 
 def test_one_cli_run_backfills_every_raw_table_planes_included(tmp_path):
     """The CLI refuses a partition range unless every selected asset backfills in one run; the
-    unpartitioned plane register must not split a backfill of the ingestion group in two."""
+    unpartitioned plane register must not split a backfill of the dataset's group in two."""
     run = start_materialize(
-        platform_env(tmp_path), "group:ingestion", "--partition-range", "2013-01-05...2013-01-06"
+        platform_env(tmp_path), "group:flights", "--partition-range", "2013-01-05...2013-01-06"
     )
     output = run.communicate(timeout=300)[0]
     assert run.returncode == 0, output[-4000:]

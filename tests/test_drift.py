@@ -9,13 +9,14 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from assets.flight_delay import FLIGHT_DELAY
 from conftest import PIPELINE_LAST, PIPELINE_MODEL_CUTOFF, QUIET, Platform, make_lake
 
+from assets import CATALOG, drift
 from assets import defs as asset_defs
-from assets import drift
-from assets.partitions import days_between
 from assets.training import REFERENCE_ROWS
+from resources.days import days_between
+
+FLIGHT_DELAY = CATALOG.model("flight_delay")
 
 DRIFT = "flight_delay/feature_drift"
 SECOND_CUTOFF = "2013-03-06"
@@ -42,10 +43,10 @@ def measured(synthetic_pipeline, tmp_path_factory) -> Iterator[Measured]:
     of the shared lake (left untouched)."""
     folder = tmp_path_factory.mktemp("drift")
     shutil.copytree(synthetic_pipeline.platform.lake.root, folder / "lake")
-    source = synthetic_pipeline.platform.resources["source"]
+    source = synthetic_pipeline.platform.resources["sources"]
     with dg.instance_for_test() as instance:
         platform = Platform(instance, source, make_lake(folder))
-        lenient = {"auc_floor": 0.0, "auc_tolerance": 1.0}  # promote whatever it scores
+        lenient = {"gate_limit": 0.0, "gate_tolerance": 1.0}  # promote whatever it scores
         dg.materialize(
             list(asset_defs.assets),
             selection=["flight_delay/model"],
@@ -125,14 +126,14 @@ def test_scores_and_methods_are_evidently_data_drift_presets(measured):
     reference = registry.reference_sample("flight_delay", measured.second)
     current = lake.read("flight_delay/features", [day])
     numeric, categorical = ["distance", "engines", "wind_gust", "carrier_late_rate_7d"], ["dest"]
-    config = drift.DriftConfig()
+    thresholds = drift.DriftConfig().thresholds(FLIGHT_DELAY)
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     snapshot = Report(
         [
             DataDriftPreset(
                 columns=numeric + categorical,
-                num_threshold=config.numeric_threshold,
-                cat_threshold=config.categorical_threshold,
+                num_threshold=thresholds[drift.NUMERIC],
+                cat_threshold=thresholds[drift.CATEGORICAL],
             )
         ]
     ).run(
@@ -179,7 +180,7 @@ def test_drift_is_a_daily_monitoring_asset_backfilled_in_one_run():
     asset = next(
         a for a in asset_defs.assets if isinstance(a, dg.AssetsDefinition) and a.key == key
     )
-    assert asset.group_names_by_key[key] == "monitoring"
+    assert asset.group_names_by_key[key] == "flight_delay"
     assert asset.backfill_policy == dg.BackfillPolicy.single_run()
     assert {dg.AssetKey(["flight_delay", "features"]), dg.AssetKey(["flight_delay", "model"])} <= (
         asset.dependency_keys

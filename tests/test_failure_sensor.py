@@ -5,14 +5,15 @@ import json
 import dagster as dg
 import pytest
 
-from resources.notifier import BOT_TOKEN_ENV, WEBHOOK_URL_ENV, Notifier
+from resources.notifier import Notifier
+from resources.settings import SLACK_BOT_TOKEN_ENV, SLACK_WEBHOOK_URL_ENV
 from sensors import defs as sensor_defs
 from sensors.failures import RUN_FAILURE_ALERT, run_failure_alert
 
 
 @pytest.fixture
 def without_slack(monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable in (WEBHOOK_URL_ENV, BOT_TOKEN_ENV):
+    for variable in (SLACK_WEBHOOK_URL_ENV, SLACK_BOT_TOKEN_ENV):
         monkeypatch.delenv(variable, raising=False)
 
 

@@ -16,19 +16,21 @@ from landing_support import (
     DAY,
     DAYS,
     FIRST,
+    FOLDER,
     RAW,
     Landing,
     failure_messages,
     landing_platform,
+    valid_rows,
 )
-from resources.source_choice import EnvironmentSource
 
-from resources import schema
-from resources.landing import LandingFlightSource
-from resources.sources import BundledFlightSource
-from sensors.landing import landing_files
+from assets import CATALOG
+from datasets.flights.tables import FLIGHT_KEY
+from resources.sources import Sources, sources_from_settings
+from sensors.landing import build_landing_sensor
 
 RUN_KEY = "dagster/run_key"
+SENSOR = build_landing_sensor(CATALOG.tables["raw_flights"][0])
 # (asset, partition) of each file of the corpus zone
 EVERY_FILE = {(table, day.isoformat()) for table in RAW for day in DAYS} | {("raw_planes", None)}
 
@@ -44,21 +46,22 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_landed_rows_equal_the_real_data_they_came_from(landing: Landing):
-    source = landing.platform.resources["source"]
-    bundled = BundledFlightSource()
-    landed = source.flights(DAYS[0], DAYS[-1])
-    real = bundled.flights(DAYS[0], DAYS[-1]).merge(landed[schema.FLIGHT_KEY])
+    source = landing.platform.resources["sources"]
+    bundled = Sources(kind="bundled")
+    key = list(FLIGHT_KEY)
+    landed = valid_rows(source, "raw_flights", DAYS[0], DAYS[-1])
+    real = valid_rows(bundled, "raw_flights", DAYS[0], DAYS[-1]).merge(landed[key])
     assert len(landed) == 120
     pd.testing.assert_frame_equal(canonical(landed), canonical(real))
-    outcomes = source.outcomes(DAYS[0], DAYS[-1])
-    real = bundled.outcomes(DAYS[0], DAYS[-1]).merge(outcomes[schema.FLIGHT_KEY])
+    outcomes = valid_rows(source, "flight_outcomes", DAYS[0], DAYS[-1])
+    real = valid_rows(bundled, "flight_outcomes", DAYS[0], DAYS[-1]).merge(outcomes[key])
     pd.testing.assert_frame_equal(canonical(outcomes), canonical(real))
     pd.testing.assert_frame_equal(
-        canonical(source.weather(DAYS[0], DAYS[-1])),
-        canonical(bundled.weather(DAYS[0], DAYS[-1])),
+        canonical(valid_rows(source, "raw_weather", DAYS[0], DAYS[-1])),
+        canonical(valid_rows(bundled, "raw_weather", DAYS[0], DAYS[-1])),
     )
-    planes = source.planes()
-    real = bundled.planes().merge(planes[["tailnum"]])
+    planes = valid_rows(source, "raw_planes")
+    real = valid_rows(bundled, "raw_planes").merge(planes[["tailnum"]])
     assert len(planes) == 103
     pd.testing.assert_frame_equal(canonical(planes), canonical(real))
 
@@ -68,11 +71,11 @@ def test_parquet_deliveries_ingest_like_csv(landing: Landing, tmp_path: Path, in
     as_csv = {table: canonical(landing.read(table)) for table in RAW}
 
     parquet = landing_platform(tmp_path / "parquet", instance)
-    source = parquet.platform.resources["source"]
-    for kind in ("flights", "weather", "outcomes"):
+    source = parquet.platform.resources["sources"]
+    for table, folder in FOLDER.items():
         for day in DAYS:
-            csv_file = parquet.zone / kind / f"{day}.csv"
-            getattr(source, kind)(day, day).to_parquet(csv_file.with_suffix(".parquet"))
+            csv_file = parquet.zone / folder / f"{day}.csv"
+            valid_rows(source, table, day, day).to_parquet(csv_file.with_suffix(".parquet"))
             csv_file.unlink()
     assert parquet.ingest(RAW).success
     for table in RAW:
@@ -127,21 +130,23 @@ def test_the_same_file_delivered_twice_gives_the_same_lake(landing: Landing, cor
 def test_the_environment_selects_the_landing_zone(landing: Landing, monkeypatch):
     monkeypatch.setenv("PLATFORM_SOURCE", "landing")
     monkeypatch.setenv("PLATFORM_LANDING_URI", str(landing.zone))
-    source = EnvironmentSource()
-    assert isinstance(source.current(), LandingFlightSource)
-    assert len(source.flights(DAYS[0], DAYS[0])) == 40
+    assert len(valid_rows(sources_from_settings(), "raw_flights", DAYS[0], DAYS[0])) == 40
 
     monkeypatch.delenv("PLATFORM_LANDING_URI")
-    with pytest.raises(ValueError, match="PLATFORM_SOURCE=landing needs PLATFORM_LANDING_URI"):
-        source.flights(DAYS[0], DAYS[0])
+    with pytest.raises(ValueError, match="a landing source needs PLATFORM_LANDING_URI"):
+        valid_rows(sources_from_settings(), "raw_flights", DAYS[0], DAYS[0])
 
 
 # --- The sensor ----------------------------------------------------------------------------------
 
 
-def evaluate(instance: dg.DagsterInstance, cursor: str | None = None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor)
-    result = landing_files(context)
+def evaluate(
+    instance: dg.DagsterInstance, sources: Sources, cursor: str | None = None
+) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"sources": sources}
+    )
+    result = SENSOR(context)
     if isinstance(result, dg.SkipReason):
         return dg.SensorResult(skip_reason=result, cursor=cursor)
     return result
@@ -168,21 +173,20 @@ def requested(result: dg.SensorResult) -> dict[str, tuple[str, str | None]]:
 
 
 @pytest.fixture
-def watched(landing: Landing, monkeypatch) -> Landing:
-    monkeypatch.setenv("PLATFORM_SOURCE", "landing")
-    monkeypatch.setenv("PLATFORM_LANDING_URI", str(landing.zone))
-    return landing
+def watched(landing: Landing) -> Sources:
+    return landing.platform.resources["sources"]
 
 
-def test_the_sensor_is_idle_without_a_landing_zone(instance, monkeypatch):
-    monkeypatch.setenv("PLATFORM_SOURCE", "bundled")
-    result = evaluate(instance)
+def test_the_sensor_is_idle_without_a_landing_zone(instance):
+    result = evaluate(instance, Sources(kind="bundled"))
     assert not result.run_requests
-    assert "PLATFORM_SOURCE is not 'landing'" in result.skip_reason.skip_message
+    assert "flights does not come from the landing zone" in result.skip_reason.skip_message
 
 
-def test_the_sensor_requests_each_file_once_and_again_when_redelivered(watched: Landing, instance):
-    first = evaluate(instance)
+def test_the_sensor_requests_each_file_once_and_again_when_redelivered(
+    landing: Landing, watched: Sources, instance
+):
+    first = evaluate(instance, watched)
     runs = requested(first)
     assert set(runs.values()) == EVERY_FILE and len(runs) == len(EVERY_FILE)
     assert all(key.startswith("landing:") for key in runs)
@@ -191,50 +195,51 @@ def test_the_sensor_requests_each_file_once_and_again_when_redelivered(watched: 
     launch(instance, first)
 
     # Nothing new: skipped at once.
-    again = evaluate(instance, first.cursor)
-    assert (
-        not again.run_requests and "no new or redelivered files" in again.skip_reason.skip_message
-    )
+    again = evaluate(instance, watched, first.cursor)
+    assert not again.run_requests
+    assert "no new or redelivered flights files" in again.skip_reason.skip_message
 
     # A redelivery (a new modification time) is one new run, of that file only.
-    delivered = watched.zone / "weather" / f"{DAY}.csv"
+    delivered = landing.zone / "weather" / f"{DAY}.csv"
     stat = delivered.stat()
     os.utime(delivered, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    redelivered = requested(evaluate(instance, first.cursor))
+    redelivered = requested(evaluate(instance, watched, first.cursor))
     assert list(redelivered.values()) == [("raw_weather", DAY)]
     assert not set(redelivered) & set(runs)
 
 
-def test_a_run_key_already_used_is_never_requested_again(watched: Landing, instance):
-    first = evaluate(instance)
+def test_a_run_key_already_used_is_never_requested_again(
+    landing: Landing, watched: Sources, instance
+):
+    first = evaluate(instance, watched)
     launch(instance, first)
-    delivered = watched.zone / "flights" / f"{DAY}.csv"
+    delivered = landing.zone / "flights" / f"{DAY}.csv"
     later = time.time() + 60
     os.utime(delivered, (later, later))  # delivered again after the sensor started
-    (key,) = requested(evaluate(instance, first.cursor))
+    (key,) = requested(evaluate(instance, watched, first.cursor))
 
     # The run happened, but the tick that requested it lost its cursor update.
-    result = watched.ingest(["raw_flights"], DAY, DAY)
+    result = landing.ingest(["raw_flights"], DAY, DAY)
     instance.add_run_tags(result.run_id, {RUN_KEY: key})
 
-    assert requested(evaluate(instance, first.cursor)) == {}
+    assert requested(evaluate(instance, watched, first.cursor)) == {}
 
 
 def test_a_sensor_started_beside_a_backfilled_lake_skips_what_is_ingested(
-    watched: Landing, instance
+    landing: Landing, watched: Sources, instance
 ):
-    assert watched.ingest(RAW, FIRST, DAYS[1].isoformat()).success
+    assert landing.ingest(RAW, FIRST, DAYS[1].isoformat()).success
 
-    runs = requested(evaluate(instance))
+    runs = requested(evaluate(instance, watched))
 
     assert set(runs.values()) == {(table, DAY) for table in RAW} | {("raw_planes", None)}
 
 
-def test_files_outside_the_partitions_are_ignored(watched: Landing, instance):
+def test_files_outside_the_partitions_are_ignored(landing: Landing, watched: Sources, instance):
     for name in ("2014-06-01.csv", "2013-02-30.csv"):
-        shutil.copyfile(watched.zone / "flights" / f"{DAY}.csv", watched.zone / "flights" / name)
-    (watched.zone / "flights" / "notes.txt").write_text("not a delivery\n")
-    runs = requested(evaluate(instance))
+        shutil.copyfile(landing.zone / "flights" / f"{DAY}.csv", landing.zone / "flights" / name)
+    (landing.zone / "flights" / "notes.txt").write_text("not a delivery\n")
+    runs = requested(evaluate(instance, watched))
     assert set(runs.values()) == EVERY_FILE and len(runs) == len(EVERY_FILE)
 
 
@@ -271,18 +276,19 @@ def test_a_landing_zone_on_s3_reads_and_versions_like_a_folder(
         str(CORPUS / "bad" / "flights" / "empty.csv"), "landing", "drop/flights/2013-01-04.csv"
     )
 
-    on_s3 = LandingFlightSource(uri="s3://landing/drop", s3_endpoint_url=s3_endpoint)
-    local = LandingFlightSource(uri=str(zone))
+    on_s3 = Sources(kind="landing", landing_uri="s3://landing/drop", s3_endpoint_url=s3_endpoint)
+    local = Sources(kind="landing", landing_uri=str(zone))
     pd.testing.assert_frame_equal(
-        on_s3.flights(DAYS[0], DAYS[-1]), local.flights(DAYS[0], DAYS[-1])
+        valid_rows(on_s3, "raw_flights", DAYS[0], DAYS[-1]),
+        valid_rows(local, "raw_flights", DAYS[0], DAYS[-1]),
     )
     with pytest.raises(ValueError, match=r"flights/2013-01-04.csv: the file is empty"):
-        on_s3.flights(DAYS[0], date(2013, 1, 4))
+        valid_rows(on_s3, "raw_flights", DAYS[0], date(2013, 1, 4))
 
-    versions = on_s3.files()
+    versions = on_s3.landing().files()
     assert len(versions) == 11  # 9 daily files, the empty one, the planes
     key = f"flights/{DAY}.csv"
     client.upload_file(str(zone / key), "landing", f"drop/{key}")
-    assert on_s3.files()[key].version == versions[key].version, "the same bytes, the same ETag"
+    assert on_s3.landing().files()[key].version == versions[key].version, "same bytes, same ETag"
     client.put_object(Bucket="landing", Key=f"drop/{key}", Body=b"changed\n")
-    assert on_s3.files()[key].version != versions[key].version
+    assert on_s3.landing().files()[key].version != versions[key].version

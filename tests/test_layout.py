@@ -35,11 +35,19 @@ def test_stdlib_platform_is_importable_from_the_repository_root():
     assert loaded_from.parent == stdlib, f"platform was imported from {loaded_from}"
 
 
-def test_pyproject_lists_the_packages_explicitly():
+def test_pyproject_names_the_packages_and_never_platform():
+    """Packages are found by name only: never `platform/` (it would shadow the standard
+    library), `tests/` or `bench/`."""
+    from setuptools import find_packages
+
     config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    packages = config["tool"]["setuptools"]["packages"]
-    # A list, not a `find` directive that could pick up `platform/` or `tests/`.
-    assert isinstance(packages, list)
-    assert sorted(packages) == ["assets", "resources", "sensors"]
-    for package in packages:
-        assert (REPO_ROOT / package / "__init__.py").is_file(), package
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    found = find_packages(str(REPO_ROOT), include=include)
+    assert {p.split(".")[0] for p in found} == {
+        "assets",
+        "resources",
+        "sensors",
+        "datasets",
+        "models",
+    }
+    assert "datasets.flights" in found and "models.flight_delay" in found

@@ -10,8 +10,8 @@ import pytest
 from conftest import PIPELINE_LAST, PIPELINE_MODEL_CUTOFF, Platform, make_lake
 
 from assets import defs as asset_defs
-from assets.partitions import days_between
-from resources import schema
+from datasets.flights.tables import FLIGHT_KEY
+from resources.days import days_between
 
 QUALITY = "flight_delay/prediction_quality"
 SERVED_DAYS = days_between(
@@ -26,7 +26,7 @@ def judged(
     """Quality over the served days, materialized on a copy of the shared lake (left untouched)."""
     folder = tmp_path_factory.mktemp("monitoring")
     shutil.copytree(synthetic_pipeline.platform.lake.root, folder / "lake")
-    source = synthetic_pipeline.platform.resources["source"]
+    source = synthetic_pipeline.platform.resources["sources"]
     with dg.instance_for_test() as instance:
         platform = Platform(instance, source, make_lake(folder))
         yield platform, platform.materialize([QUALITY], PIPELINE_MODEL_CUTOFF, PIPELINE_LAST)
@@ -38,7 +38,7 @@ def sklearn_quality(platform: Platform) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     predictions = platform.lake.read("flight_delay/predictions", SERVED_DAYS)
     outcomes = platform.lake.read("flight_outcomes", SERVED_DAYS)
-    joined = predictions.merge(outcomes[[*schema.FLIGHT_KEY, "arr_delay"]], on=schema.FLIGHT_KEY)
+    joined = predictions.merge(outcomes[[*FLIGHT_KEY, "arr_delay"]], on=list(FLIGHT_KEY))
     assert len(joined) == len(predictions)
     labelled = joined[joined["arr_delay"].notna()].assign(label=lambda f: f["arr_delay"] > 15)
     labelled["flight_date"] = labelled["flight_date"].dt.date
@@ -116,4 +116,4 @@ def test_quality_of_a_day_waits_for_that_days_outcomes_and_predictions():
     assert {outcomes, predictions} <= quality.dependency_keys
     assert isinstance(quality.get_partition_mapping(outcomes), dg.IdentityPartitionMapping)
     assert quality.backfill_policy == dg.BackfillPolicy.single_run()
-    assert quality.group_names_by_key[quality.key] == "monitoring"
+    assert quality.group_names_by_key[quality.key] == "flight_delay"

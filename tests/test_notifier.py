@@ -7,7 +7,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from resources.notifier import BOT_TOKEN_ENV, WEBHOOK_URL_ENV, Notifier
+from resources.notifier import Notifier
+from resources.settings import SLACK_BOT_TOKEN_ENV, SLACK_WEBHOOK_URL_ENV
 
 SECRET_PATH = "/services/T000/B000/not-a-real-secret"
 
@@ -37,8 +38,8 @@ def slack_webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeSlack]]:
     server = HTTPServer(("127.0.0.1", 0), FakeSlack)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    monkeypatch.setenv(WEBHOOK_URL_ENV, f"http://127.0.0.1:{server.server_port}{SECRET_PATH}")
-    monkeypatch.delenv(BOT_TOKEN_ENV, raising=False)
+    monkeypatch.setenv(SLACK_WEBHOOK_URL_ENV, f"http://127.0.0.1:{server.server_port}{SECRET_PATH}")
+    monkeypatch.delenv(SLACK_BOT_TOKEN_ENV, raising=False)
     yield FakeSlack
     server.shutdown()
     thread.join()
@@ -48,7 +49,7 @@ DETAILS = {"run_id": "abc", "assets": "flight_delay/predictions", "partition": "
 
 
 def test_without_slack_an_alert_is_a_json_file_and_log_line(data_dir, monkeypatch, caplog):
-    for variable in (WEBHOOK_URL_ENV, BOT_TOKEN_ENV):
+    for variable in (SLACK_WEBHOOK_URL_ENV, SLACK_BOT_TOKEN_ENV):
         monkeypatch.delenv(variable, raising=False)
 
     where = Notifier().notify("run_failure", "Run abc failed", DETAILS)

@@ -13,10 +13,12 @@ from conftest import (
     BuiltPipeline,
     Platform,
     make_lake,
+    synthetic_sources,
 )
 
-from assets.partitions import days_between
-from resources import schema
+from assets import CATALOG
+from datasets.flights.tables import FLIGHT_KEY
+from resources.days import days_between
 from resources.lake import PART_FILE, Lake
 
 MODEL = "flight_delay"
@@ -81,7 +83,7 @@ def test_predictions_score_every_scheduled_flight_once(built: BuiltPipeline):
     days = iso_days(PIPELINE_MODEL_CUTOFF, PIPELINE_LAST)
     flights = lake.read("raw_flights", days)
     predictions = lake.read(PREDICTIONS, days)
-    key = schema.FLIGHT_KEY
+    key = list(FLIGHT_KEY)
     assert not predictions.duplicated(key).any()
     assert len(predictions) == len(flights)
     scheduled = set(flights[key].itertuples(index=False, name=None))
@@ -196,13 +198,13 @@ def test_features_of_a_day_never_use_that_days_outcomes(platform: Platform):
 def test_range_backfill_equals_day_by_day(instance, synthetic_source, tmp_path, monkeypatch):
     """A range run computes features a month or a million flights at a time; here pieces of two
     days (250 flights), against one run per day."""
-    from assets import partitions
+    from resources import days as day_ranges
 
     days = iso_days("2013-01-06", "2013-01-10")
     ranged = Platform(instance, synthetic_source, make_lake(tmp_path / "range"))
     ingest(ranged)
-    monkeypatch.setattr(partitions, "CHUNK_ROWS", 250)
-    assert partitions.row_chunks(days, 120 * len(days)) == [days[0:2], days[2:4], days[4:]]
+    monkeypatch.setattr(day_ranges, "CHUNK_ROWS", 250)
+    assert day_ranges.row_chunks(days, 120 * len(days)) == [days[0:2], days[2:4], days[4:]]
     ranged.materialize([FEATURES], days[0].isoformat(), days[-1].isoformat())
     monkeypatch.undo()
 
@@ -226,12 +228,12 @@ def test_ingesting_a_range_in_pieces_gives_the_rows_of_one_piece(
 ):
     """A range is read from a generated source a month or a million flights at a time; where
     it is cut must not change a row. Pieces of two days here, against the whole range at once."""
-    from assets import ingestion
-    from assets.partitions import chunked
+    from resources import sources
+    from resources.days import chunked
 
     first, last = "2013-01-06", "2013-01-10"
     whole = Platform(instance, synthetic_source, make_lake(tmp_path / "whole"))
-    monkeypatch.setattr(ingestion, "chunked", lambda days, size: [days])
+    monkeypatch.setattr(sources, "chunked", lambda days, size: [days])
     whole.materialize(RAW, first, last)
 
     pieces = Platform(instance, synthetic_source, make_lake(tmp_path / "pieces"))
@@ -241,7 +243,7 @@ def test_ingesting_a_range_in_pieces_gives_the_rows_of_one_piece(
         cut.append(chunked(days, 2))
         return cut[-1]
 
-    monkeypatch.setattr(ingestion, "chunked", in_pairs)
+    monkeypatch.setattr(sources, "chunked", in_pairs)
     pieces.materialize(RAW, first, last)
 
     assert [len(pieces) for pieces in cut] == [3] * len(RAW), "every raw table is cut in three"
@@ -254,13 +256,10 @@ def test_ingesting_a_range_in_pieces_gives_the_rows_of_one_piece(
 
 
 def test_a_generated_source_is_read_a_month_or_a_million_flights_at_a_time():
-    from resources.synthetic import SyntheticFlightSource
-
-    from assets.ingestion import delivery_chunks
-
+    flights = CATALOG.tables["raw_flights"][0]
     quarter = iso_days("2013-01-01", "2013-03-31")
-    busy = SyntheticFlightSource(flights_per_day=300_000)
-    assert [len(piece) for piece in delivery_chunks(busy, quarter)] == [3] * 30
-    usual = SyntheticFlightSource(flights_per_day=300)
-    assert [len(piece) for piece in delivery_chunks(usual, quarter)] == [31, 31, 28]
-    assert sum(delivery_chunks(busy, quarter), []) == quarter
+    busy = synthetic_sources(flights_per_day=300_000)
+    assert [len(piece) for piece in busy.delivery_chunks(flights, quarter)] == [3] * 30
+    usual = synthetic_sources(flights_per_day=300)
+    assert [len(piece) for piece in usual.delivery_chunks(flights, quarter)] == [31, 31, 28]
+    assert sum(busy.delivery_chunks(flights, quarter), []) == quarter

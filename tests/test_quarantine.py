@@ -20,8 +20,9 @@ from landing_support import (
     landing_platform,
 )
 
-from resources.contract import CONTRACTS
-from resources.landing import NULL_TEXTS, LandingFlightSource
+from assets import CATALOG
+from resources.landing import NULL_TEXTS
+from resources.sources import Sources
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,8 @@ def ingested_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def landing(ingested_corpus: Path, tmp_path: Path, instance: dg.DagsterInstance) -> Landing:
     """A copy of the ingested corpus, for one test to change."""
     shutil.copytree(ingested_corpus, tmp_path, dirs_exist_ok=True)
-    source = LandingFlightSource(uri=str(tmp_path / "zone"))
-    return Landing(tmp_path / "zone", Platform(instance, source, make_lake(tmp_path)))
+    sources = Sources(kind="landing", landing_uri=str(tmp_path / "zone"))
+    return Landing(tmp_path / "zone", Platform(instance, sources, make_lake(tmp_path)))
 
 
 UNREADABLE = [
@@ -186,7 +187,7 @@ def test_rows_breaking_the_contract_are_quarantined_and_good_rows_proceed(
     for name, frame in before.items():
         if name != table:
             pd.testing.assert_frame_equal(landing.stored()[name], frame, obj=name)
-    day_column = CONTRACTS[table].day_column
+    day_column = CATALOG.table(table).day_column
     earlier = before[table][pd.to_datetime(before[table][day_column]).dt.date < DAYS[-1]]
     now = landing.read(table, DAYS[:-1])
     pd.testing.assert_frame_equal(now, earlier.reset_index(drop=True), obj=table)

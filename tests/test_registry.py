@@ -116,3 +116,31 @@ def test_versions_trained_on_a_partition(registry, three):
     assert found == [v1, v2]
     assert [r["version"] for r in registry.versions_trained_on(MODEL, date(2013, 3, 1))] == [v3]
     assert registry.versions_trained_on(MODEL, date(2013, 4, 1)) == []
+
+
+@pytest.mark.parametrize("task", ["binary_classification", "regression"])
+def test_the_default_estimators_of_both_tasks_load_as_stored(registry, task):
+    """skops loads only trusted types: the default classifier's and regressor's are trusted."""
+    import dataclasses
+
+    import numpy as np
+    import pandas as pd
+
+    from assets import CATALOG, modeling
+
+    spec = CATALOG.model("flight_delay")
+    if task == "regression":
+        spec = dataclasses.replace(
+            spec, name="minutes", task=task, metrics=(), gate_metric="", gate_limit=30.0
+        )
+    rng = np.random.default_rng(3)
+    rows = pd.DataFrame({c: rng.normal(size=300) for c in spec.numeric_features})
+    for column in spec.categorical_features:
+        rows[column] = rng.choice(["A", "B"], 300)
+    rows["label"] = (rows["dep_hour"] > 0).astype(int if task != "regression" else float)
+    fitted = modeling.fit(spec, rows, {**spec.params, "max_iter": 5, "min_samples_leaf": 10})
+    registry.save(spec.name, "2013-03-01.0123456789", fitted, {"partition": "2013-03-01"})
+    loaded = registry.load(spec.name, "2013-03-01.0123456789")
+    np.testing.assert_array_equal(
+        modeling.score(loaded, spec, rows), modeling.score(fitted, spec, rows)
+    )

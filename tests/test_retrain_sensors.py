@@ -6,38 +6,43 @@ The quality rules are checked on materializations reported with chosen metadata,
 rule (floor, margin, champion's days, cooldown) is exercised exactly.
 """
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
 import pytest
-from conftest import QUIET, SYNTHETIC_FLIGHTS_PER_DAY, Platform, make_lake
+from conftest import QUIET, Platform, make_lake, synthetic_sources
 from dagster._core.test_utils import create_run_for_test
-from resources.synthetic import SyntheticFlightSource
 
+from assets import CATALOG
 from assets import defs as asset_defs
-from assets.partitions import days_between
 from assets.quality_gate import QUALITY_GATE
+from resources.days import days_between
 from sensors import defs as sensor_defs
-from sensors.replay import TRIGGER_TAG
-from sensors.retrain import (
-    REASON_TAG,
-    RetrainSettings,
-    drift_sensor_name,
-    drift_tick,
-    quality_sensor_name,
-    quality_tick,
-)
+from sensors.retrain import drift_sensor_name, drift_tick, quality_sensor_name, quality_tick
+from sensors.run_tags import REASON_TAG, TRIGGER_TAG
 
 MODEL = "flight_delay"
+SPEC = CATALOG.model(MODEL)
+LAST_DAY = CATALOG.dataset_of(SPEC).last_day
 MODEL_KEY = dg.AssetKey([MODEL, "model"])
 DRIFT_START = "2013-03-08"
 CALM_LAST, DRIFTED_LAST = "2013-03-07", "2013-03-18"
 RETRAIN_DAY = "2013-03-19"  # the day after the last drifted day judged
 EARLIER_RETRAIN = "2013-03-12"
 JUDGED = days_between(date(2013, 3, 1), date.fromisoformat(DRIFTED_LAST))
-DEFAULTS = RetrainSettings()
+DEFAULTS = SPEC.monitoring
+NO_COOLDOWN = dataclasses.replace(DEFAULTS, retrain_cooldown_days=0)
+
+
+def drift(instance: dg.DagsterInstance, settings=DEFAULTS):
+    return drift_tick(instance, SPEC, settings, LAST_DAY)
+
+
+def quality(instance: dg.DagsterInstance, settings=DEFAULTS):
+    return quality_tick(instance, SPEC, settings, LAST_DAY)
 
 
 @dataclass
@@ -53,9 +58,7 @@ class DriftStory:
 @pytest.fixture(scope="module")
 def story(tmp_path_factory) -> Iterator[DriftStory]:
     """Real partitions: calm days, then drifted ones; the sensor ticked after each step."""
-    source = SyntheticFlightSource(
-        seed=7, flights_per_day=SYNTHETIC_FLIGHTS_PER_DAY, drift_start=DRIFT_START
-    )
+    source = synthetic_sources(drift_start=DRIFT_START)
     with dg.instance_for_test() as instance:
         platform = Platform(instance, source, make_lake(tmp_path_factory.mktemp("retrain")))
         platform.materialize(["raw_planes"])
@@ -65,10 +68,10 @@ def story(tmp_path_factory) -> Iterator[DriftStory]:
         platform.materialize([f"{MODEL}/features"], "2013-01-01", DRIFTED_LAST)
         platform.materialize([f"{MODEL}/model"], "2013-03-01")
         platform.materialize([f"{MODEL}/feature_drift"], "2013-03-01", CALM_LAST)
-        calm = drift_tick(instance, MODEL, DEFAULTS)
+        calm = drift(instance)
 
         platform.materialize([f"{MODEL}/feature_drift"], DRIFT_START, DRIFTED_LAST)
-        drifted = drift_tick(instance, MODEL, DEFAULTS)
+        drifted = drift(instance)
 
         # The daemon launches the request; until that run ends, the same decision is not repeated.
         [request] = drifted.run_requests
@@ -79,7 +82,7 @@ def story(tmp_path_factory) -> Iterator[DriftStory]:
             tags={**request.tags, "dagster/partition": request.partition_key},
             status=dg.DagsterRunStatus.STARTED,
         )
-        in_flight = drift_tick(instance, MODEL, DEFAULTS)
+        in_flight = drift(instance)
         instance.delete_run(run.run_id)
 
         # A retrain a week before the drifted days end (whether or not its gate passes, the
@@ -94,12 +97,12 @@ def story(tmp_path_factory) -> Iterator[DriftStory]:
             raise_on_error=False,
         )
         assert EARLIER_RETRAIN in instance.get_materialized_partitions(MODEL_KEY)
-        cooled = drift_tick(instance, MODEL, DEFAULTS)
+        cooled = drift(instance)
 
         platform.materialize([f"{MODEL}/predictions"], "2013-03-01", DRIFTED_LAST)
         platform.materialize([f"{MODEL}/prediction_quality"], "2013-03-01", DRIFTED_LAST)
-        quality = quality_tick(instance, MODEL, RetrainSettings(cooldown_days=0))
-        yield DriftStory(platform, calm, drifted, in_flight, cooled, quality)
+        judged = quality(instance, NO_COOLDOWN)
+        yield DriftStory(platform, calm, drifted, in_flight, cooled, judged)
 
 
 def test_without_drift_the_drift_sensor_requests_nothing(story):
@@ -138,7 +141,9 @@ def test_within_the_cooldown_no_retrain_is_requested(story):
     assert isinstance(story.cooled, dg.SkipReason)
     message = story.cooled.skip_message
     assert f"cutoff is {EARLIER_RETRAIN}" in message
-    next_allowed = date.fromisoformat(EARLIER_RETRAIN) + timedelta(days=DEFAULTS.cooldown_days)
+    next_allowed = date.fromisoformat(EARLIER_RETRAIN) + timedelta(
+        days=DEFAULTS.retrain_cooldown_days
+    )
     assert next_allowed.isoformat() in message
 
 
@@ -149,7 +154,7 @@ def test_the_quality_sensor_reads_the_rolling_auc_of_the_champions_days(story):
     champion = quality.loc[quality["day"] == latest, "model_version"].item()
     window = quality[quality["day"] > latest - timedelta(days=DEFAULTS.quality_days)]
     if (window["model_version"] == champion).all():
-        expected = f"mean daily AUC {window['auc'].mean():.4f}"
+        expected = f"mean daily auc {window['auc'].mean():.4f}"
     else:  # the second champion has not served a whole window yet
         expected = f"champion {champion} has served"
     message = (
@@ -196,7 +201,7 @@ def test_healthy_quality_requests_nothing(instance):
     report_model(instance, VERSION, 0.74)
     report_quality(instance, dict.fromkeys(days_from("2013-05-01", 20), 0.73), VERSION)
 
-    result = quality_tick(instance, MODEL, DEFAULTS)
+    result = quality(instance)
     assert isinstance(result, dg.SkipReason)
     assert "healthy" in result.skip_message
 
@@ -207,23 +212,23 @@ def test_rolling_auc_below_the_floor_requests_a_retrain(instance):
     aucs = {day: 0.72 for day in days[:13]} | {day: 0.55 for day in days[13:]}
     report_quality(instance, aucs, VERSION)
 
-    [request] = quality_tick(instance, MODEL, DEFAULTS).run_requests
+    [request] = quality(instance).run_requests
     assert request.partition_key == "2013-05-21"
     assert request.tags[TRIGGER_TAG] == "quality"
     assert request.asset_check_keys == [dg.AssetCheckKey(MODEL_KEY, QUALITY_GATE)]
-    assert f"below the floor {DEFAULTS.auc_floor}" in request.tags[REASON_TAG]
+    assert f"worse than the limit {DEFAULTS.quality_limit}" in request.tags[REASON_TAG]
 
 
 def test_rolling_auc_far_below_the_champions_holdout_auc_requests_a_retrain(instance):
     report_model(instance, VERSION, 0.80)
     report_quality(instance, dict.fromkeys(days_from("2013-05-01", 20), 0.70), VERSION)
 
-    [request] = quality_tick(instance, MODEL, DEFAULTS).run_requests
-    assert "more than 0.05 below the holdout AUC" in request.tags[REASON_TAG]
-    assert "holdout AUC 0.8000" in request.tags[REASON_TAG]
+    [request] = quality(instance).run_requests
+    assert "more than 0.05 lower than the holdout value" in request.tags[REASON_TAG]
+    assert "holdout 0.8000" in request.tags[REASON_TAG]
 
     report_model(instance, VERSION, 0.74)  # a newer record of the same version: within margin
-    assert isinstance(quality_tick(instance, MODEL, DEFAULTS), dg.SkipReason)
+    assert isinstance(quality(instance), dg.SkipReason)
 
 
 def test_quality_waits_for_a_whole_window_served_by_the_current_champion(instance):
@@ -232,7 +237,7 @@ def test_quality_waits_for_a_whole_window_served_by_the_current_champion(instanc
     report_quality(instance, dict.fromkeys(days_from("2013-05-01", 10), 0.72), VERSION)
     report_quality(instance, dict.fromkeys(days_from("2013-05-11", 3), 0.50), NEWER)
 
-    result = quality_tick(instance, MODEL, RetrainSettings(cooldown_days=0))
+    result = quality(instance, NO_COOLDOWN)
     assert isinstance(result, dg.SkipReason)
     assert f"champion {NEWER} has served 3 of the last 7" in result.skip_message
 
@@ -241,9 +246,9 @@ def test_decayed_quality_within_the_cooldown_requests_nothing(instance):
     report_model(instance, VERSION, 0.74)
     report_quality(instance, dict.fromkeys(days_from("2013-05-01", 9), 0.50), VERSION)
 
-    result = quality_tick(instance, MODEL, DEFAULTS)  # next cutoff 05-10, 9 days after 05-01
+    result = quality(instance)  # next cutoff 05-10, 9 days after 05-01
     assert isinstance(result, dg.SkipReason)
-    assert "below the floor" in result.skip_message and "cooldown" in result.skip_message
+    assert "worse than the limit" in result.skip_message and "cooldown" in result.skip_message
 
 
 # --- Definitions and settings -----------------------------------------------------------------
@@ -254,7 +259,7 @@ def test_both_sensors_are_on_by_default_and_target_the_model_with_its_gate():
     for name in (drift_sensor_name(MODEL), quality_sensor_name(MODEL)):
         sensor = sensors[name]
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-        assert sensor.minimum_interval_seconds == DEFAULTS.tick_seconds
+        assert sensor.minimum_interval_seconds == DEFAULTS.retrain_sensor_seconds
         assert sensor.job.selection.resolve(list(asset_defs.assets)) == {MODEL_KEY}
 
 
@@ -267,17 +272,20 @@ def test_a_sensor_evaluated_by_dagster_gives_the_ticks_decision(instance):
     assert [r.partition_key for r in result.run_requests] == ["2013-05-21"]
 
 
-def test_settings_come_from_the_environment_and_bad_values_name_the_variable():
-    settings = RetrainSettings.from_env(
-        {
-            "PLATFORM_DRIFT_THRESHOLD": "0.4",
-            "PLATFORM_DRIFT_DAYS": "5",
-            "PLATFORM_QUALITY_AUC_FLOOR": "",
-        }
-    )
-    assert (settings.drift_threshold, settings.drift_days) == (0.4, 5)
-    assert settings.auc_floor == DEFAULTS.auc_floor
-    with pytest.raises(ValueError, match="PLATFORM_RETRAIN_COOLDOWN_DAYS='-1'"):
-        RetrainSettings.from_env({"PLATFORM_RETRAIN_COOLDOWN_DAYS": "-1"})
+def test_settings_come_from_the_environment_and_bad_values_name_the_variable(monkeypatch):
+    monkeypatch.setenv("PLATFORM_DRIFT_THRESHOLD", "0.4")
+    monkeypatch.setenv("PLATFORM_DRIFT_DAYS", "5")
+    monkeypatch.setenv("PLATFORM_FLIGHT_DELAY_DRIFT_DAYS", "4")  # one model's wins
+    monkeypatch.setenv("PLATFORM_QUALITY_LIMIT", "0.9")  # a metric's limit is per model only
+    settings = DEFAULTS.with_environment(MODEL)
+    assert (settings.drift_threshold, settings.drift_days) == (0.4, 4)
+    assert settings.quality_limit == DEFAULTS.quality_limit
+    monkeypatch.setenv("PLATFORM_FLIGHT_DELAY_QUALITY_LIMIT", "0.7")
+    assert DEFAULTS.with_environment(MODEL).quality_limit == 0.7
+    monkeypatch.setenv("PLATFORM_RETRAIN_COOLDOWN_DAYS", "-1")
+    with pytest.raises(ValueError, match="PLATFORM_RETRAIN_COOLDOWN_DAYS"):
+        DEFAULTS.with_environment(MODEL)
+    monkeypatch.setenv("PLATFORM_RETRAIN_COOLDOWN_DAYS", "3")
+    monkeypatch.setenv("PLATFORM_DRIFT_THRESHOLD", "lots")
     with pytest.raises(ValueError, match="PLATFORM_DRIFT_THRESHOLD='lots'"):
-        RetrainSettings.from_env({"PLATFORM_DRIFT_THRESHOLD": "lots"})
+        DEFAULTS.with_environment(MODEL)

