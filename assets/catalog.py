@@ -183,9 +183,8 @@ class Catalog:
                 f"of min_window_days) and before {dataset.name}'s replay starts on "
                 f"{dataset.replay_from}; set first_cutoff"
             )
-        columns = self.feature_columns(spec)
-        self._check_columns(spec, columns)
         self._check_label(spec)
+        self._check_columns(spec, self.feature_columns(spec))
 
     @cached_property
     def _names(self) -> set[str]:
@@ -247,7 +246,7 @@ class Catalog:
         if columns[spec.day_column] != "DATE":
             raise DeclarationError(f"{where}: {spec.day_column} must be a DATE in the features")
         not_numbers = [
-            f"{c} ({columns[c]})" for c in spec.numeric_features if columns[c] not in NUMERIC_TYPES
+            f"{c} ({columns[c]})" for c in spec.numeric_features if not is_number(columns[c])
         ]
         if not_numbers:
             raise DeclarationError(
@@ -273,11 +272,15 @@ class Catalog:
                 f"{spec.label.expression!r} is {kind}, a continuous value. Write a condition "
                 f"(e.g. '{spec.label.expression} > 15') or declare task=Task.REGRESSION"
             )
-        if spec.task == Task.REGRESSION and kind not in NUMERIC_TYPES:
+        if spec.task == Task.REGRESSION and not is_number(kind):
             raise DeclarationError(
                 f"model {spec.name}: a regression needs a number as its label, but "
                 f"{spec.label.expression!r} is {kind}"
             )
+
+
+def is_number(duckdb_type: str) -> bool:
+    return duckdb_type in NUMERIC_TYPES or duckdb_type.startswith("DECIMAL")
 
 
 def _unique(kind: str, names: list[str]) -> None:
