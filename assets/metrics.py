@@ -26,11 +26,11 @@ class Metric:
     tasks: tuple[str, ...]
     higher_is_better: bool | None
 
-    def worse(self, value: float, than: float) -> bool:
-        """Whether `value` is worse than `than`; NaN is worse than anything."""
+    def worse(self, value: float, than: float, by: float = 0.0) -> bool:
+        """Whether `value` is worse than `than` by more than `by`; NaN is worse than anything."""
         if np.isnan(value):
             return True
-        return value < than if self.higher_is_better else value > than
+        return value < than - by if self.higher_is_better else value > than + by
 
 
 METRICS = {

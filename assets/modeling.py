@@ -146,7 +146,8 @@ def encoded_matrix(estimator: Any, spec: ModelSpec, rows: pd.DataFrame | pa.Tabl
         else pa.Table.from_pandas(rows[spec.features], preserve_index=False)
     )
     [(_, ordinal, encoded)] = [t for t in encode.transformers_ if t[0] != "remainder"]
-    seen = dict(zip(encoded, ordinal.categories_, strict=True))
+    # Without categorical features scikit-learn leaves the encoder unfitted: nothing to look up.
+    seen = dict(zip(encoded, ordinal.categories_, strict=True)) if encoded else {}
     names = encode.get_feature_names_out()
     matrix = np.empty((table.num_rows, len(names)), dtype=np.float64)
     for i, name in enumerate(names):

@@ -31,8 +31,7 @@ def decide(
         return GateDecision(False, f"{value} is {side} the {bound} {limit}")
     if champion is None:
         return GateDecision(True, f"first model: {value} clears the {bound} {limit}")
-    allowed = champion - tolerance if judge.higher_is_better else champion + tolerance
-    if judge.worse(candidate, allowed):
+    if judge.worse(candidate, champion, by=tolerance):
         return GateDecision(
             False,
             f"{value} is worse than the champion's {champion:.4f} on the same rows by more "

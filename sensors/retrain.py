@@ -113,11 +113,7 @@ def quality_tick(
     if limit is not None and metric.worse(rolling, limit):
         reason = f"{window} is worse than the limit {limit}"
     elif (
-        validation is not None
-        and margin is not None
-        and metric.worse(
-            rolling, validation - margin if metric.higher_is_better else validation + margin
-        )
+        validation is not None and margin is not None and metric.worse(rolling, validation, margin)
     ):
         reason = f"{window} is more than {margin} {worse} than the holdout value"
     else:

@@ -76,6 +76,16 @@ def test_a_regression_scores_the_fitted_pipelines_predictions():
     assert np.corrcoef(expected, rows["label"])[0, 1] > 0.9
 
 
+def test_a_model_without_categorical_features_scores_like_its_pipeline():
+    numeric_only = dataclasses.replace(SPEC, name="numbers", categorical_features=())
+    rows = flights(800, seed=6)
+    fitted = modeling.fit(numeric_only, rows, {**SPEC.params, "max_iter": 10})
+    np.testing.assert_array_equal(
+        modeling.score(fitted, numeric_only, rows),
+        fitted.predict_proba(modeling.design_matrix(numeric_only, rows))[:, 1],
+    )
+
+
 def test_any_scikit_learn_pipeline_can_be_the_estimator():
     """A declared estimator gets the design matrix (numbers as floats, categories as objects)."""
     from sklearn.compose import make_column_transformer
