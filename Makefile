@@ -8,17 +8,27 @@ DAGSTER_PORT ?= 3000
 export PLATFORM_DATA_DIR ?= $(CURDIR)/.data
 export DAGSTER_HOME ?= $(PLATFORM_DATA_DIR)/dagster_home
 
-.PHONY: setup run test test-prod test-e2e lint bench bench-quick
+.PHONY: setup run test test-prod test-e2e lint bench bench-quick constraints
 
 setup: $(VENV)/.installed
 
-# Reinstall whenever pyproject.toml changes; the stamp records the last good install.
-$(VENV)/.installed: pyproject.toml
+# Reinstall whenever pyproject.toml or the pinned versions change; the stamp records the last
+# good install. Versions come from constraints.txt, the set the tests passed with.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $@
+
+# Pin what pyproject.toml's ranges resolve to today, from a fresh environment.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	{ sed -n '1,2p' constraints.txt; .venv-constraints/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .venv-constraints
 
 run: setup
 	$(BIN)/python platform/bootstrap.py
