@@ -32,7 +32,7 @@ trigger anything. Two dependencies are treated apart:
 import dagster as dg
 
 from assets.catalog import Catalog
-from assets.model_pipeline import features_key, model_key, predictions_key
+from assets.keys import drift_key, features_key, model_key, predictions_key, quality_key
 
 DAILY_CYCLE = "daily_cycle"
 
@@ -68,8 +68,8 @@ def daily_cycle_policy(catalog: Catalog) -> dict[dg.AssetKey, dg.AutomationCondi
         served = daily_cycle_condition(untriggering=model, unrequired=model)
         policy |= {
             predictions_key(spec): served,
-            dg.AssetKey([spec.name, "feature_drift"]): served,
-            dg.AssetKey([spec.name, "prediction_quality"]): daily_cycle_condition(),
+            drift_key(spec): served,
+            quality_key(spec): daily_cycle_condition(),
         }
         if not spec.features_from:
             past = [i.table for i in spec.inputs.values() if not i.same_day]

@@ -35,7 +35,8 @@ import pyarrow as pa
 from pydantic import Field
 
 from assets.catalog import Catalog
-from assets.model_pipeline import champion_dep, features_key
+from assets.keys import drift_key, features_key
+from assets.model_pipeline import champion_dep
 from assets.model_spec import ModelSpec
 from assets.partitions import run_days, window_mapping
 from assets.scoring import champions_in_force
@@ -144,13 +145,13 @@ class Reference:
 def build_drift_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.AssetsDefinition]:
     """The drift asset of one model."""
     dataset = catalog.dataset_of(spec)
-    drift_key = dg.AssetKey([spec.name, "feature_drift"])
-    table = drift_key.to_user_string()
+    key = drift_key(spec)
+    table = key.to_user_string()
     pool = spec.monitoring.drift_pool_days
     pooled = f" and the {pool - 1} days before it" if pool > 1 else ""
 
     @dg.asset(
-        key=drift_key,
+        key=key,
         description=(
             f"How far each day's {spec.name} features{pooled} drifted from the reference sample "
             "of the champion in force that day: evidently's per-column drift tests, the share of "

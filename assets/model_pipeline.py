@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from assets.catalog import Catalog
 from assets.features import features_of_days
+from assets.keys import features_key, model_key, predictions_key
 from assets.metadata import preview_on_newest_day, table_metadata
 from assets.model_spec import ModelSpec, Task
 from assets.partitions import preceding_days, preceding_window, run_days, window_mapping
@@ -40,18 +41,6 @@ FEATURES, TRAINING, INFERENCE = "features", "training", "inference"
 def holdout_key(metric: str) -> str:
     """The metadata name of a version's holdout value of `metric`, e.g. `holdout_auc`."""
     return f"holdout_{metric}"
-
-
-def features_key(spec: ModelSpec) -> dg.AssetKey:
-    return dg.AssetKey.from_user_string(spec.features_table)
-
-
-def model_key(spec: ModelSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "model"])
-
-
-def predictions_key(spec: ModelSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "predictions"])
 
 
 def build_model_pipeline(catalog: Catalog, spec: ModelSpec) -> list[dg.AssetsDefinition]:

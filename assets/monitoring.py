@@ -14,8 +14,8 @@ import duckdb
 import pandas as pd
 
 from assets.catalog import Catalog
+from assets.keys import predictions_key, quality_key
 from assets.metrics import ROWS, evaluate
-from assets.model_pipeline import predictions_key
 from assets.model_spec import LABEL, ModelSpec
 from assets.partitions import run_days
 from assets.scoring import MODEL_VERSION, SCORE
@@ -37,10 +37,10 @@ def quality_columns(spec: ModelSpec) -> list[str]:
 def build_monitoring_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.AssetsDefinition]:
     """The prediction quality of one model."""
     dataset = catalog.dataset_of(spec)
-    quality_key = dg.AssetKey([spec.name, "prediction_quality"])
+    key = quality_key(spec)
 
     @dg.asset(
-        key=quality_key,
+        key=key,
         description=(
             f"How well {spec.name}'s predictions of each day matched that day's labels: "
             f"{', '.join(spec.metrics)} and rows, per model version. Rows without a label are "
@@ -69,7 +69,7 @@ def build_monitoring_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.Assets
                 rows += day_rows
                 metadata[day] = day_metadata(spec, by_day.get(day, empty), day_rows)
             lake.write_partitions(
-                quality_key.to_user_string(), quality_frame(spec, rows), spec.day_column, days
+                key.to_user_string(), quality_frame(spec, rows), spec.day_column, days
             )
         lake.refresh_warehouse()
         for day, values in metadata.items():

@@ -24,7 +24,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from assets import CATALOG, build_assets  # noqa: E402
 from assets.catalog import Catalog  # noqa: E402
-from assets.model_pipeline import features_key, model_key, predictions_key  # noqa: E402
+from assets.keys import features_key, model_key, served_keys  # noqa: E402
 from resources import platform_resources, settings  # noqa: E402
 from sensors.run_tags import RANGE_END_TAG, RANGE_START_TAG  # noqa: E402
 
@@ -67,15 +67,7 @@ def bootstrap_steps(catalog: Catalog) -> list[Step]:
             starting = [m for m in models if cutoffs[m.name] == cutoff]
             models_keys = tuple(model_key(m).to_user_string() for m in starting)
             steps.append(Step("first model versions", models_keys, daily, cutoff, cutoff))
-            served = tuple(
-                key
-                for m in starting
-                for key in (
-                    predictions_key(m).to_user_string(),
-                    f"{m.name}/feature_drift",
-                    f"{m.name}/prediction_quality",
-                )
-            )
+            served = tuple(key.to_user_string() for m in starting for key in served_keys(m))
             steps.append(Step("predictions, drift reports, quality", served, daily, cutoff, last))
     return steps
 

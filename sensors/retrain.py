@@ -32,8 +32,9 @@ import dagster as dg
 
 from assets.catalog import Catalog
 from assets.drift import CHAMPION_VERSION, DRIFT_SHARE
+from assets.keys import drift_key, model_key, quality_key
 from assets.metrics import METRICS
-from assets.model_pipeline import MODEL_VERSION, holdout_key, model_key
+from assets.model_pipeline import MODEL_VERSION, holdout_key
 from assets.model_spec import ModelSpec, Monitoring
 from assets.monitoring import SERVED_BY
 from assets.quality_gate import QUALITY_GATE
@@ -53,7 +54,7 @@ def drift_tick(
     instance: dg.DagsterInstance, spec: ModelSpec, settings: Monitoring, last_day: date
 ) -> dg.SensorResult | dg.SkipReason:
     """One evaluation of the drift sensor of `spec`; `last_day` ends its dataset's calendar."""
-    key = dg.AssetKey([spec.name, "feature_drift"])
+    key = drift_key(spec)
     latest = latest_partition(instance, key)
     if latest is None:
         return dg.SkipReason(f"no {key.to_user_string()} partition is materialized yet")
@@ -85,7 +86,7 @@ def quality_tick(
     instance: dg.DagsterInstance, spec: ModelSpec, settings: Monitoring, last_day: date
 ) -> dg.SensorResult | dg.SkipReason:
     """One evaluation of the quality sensor of `spec`; `last_day` ends its dataset's calendar."""
-    key = dg.AssetKey([spec.name, "prediction_quality"])
+    key = quality_key(spec)
     metric = METRICS[spec.gate_metric]
     latest = latest_partition(instance, key)
     if latest is None:

@@ -17,7 +17,7 @@ from datetime import timedelta
 import dagster as dg
 
 from assets.catalog import Catalog
-from assets.model_pipeline import model_key
+from assets.keys import model_key
 from resources import settings
 from resources.dataset import Dataset
 from sensors.replay import newest_ingested_day

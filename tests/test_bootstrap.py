@@ -1,0 +1,57 @@
+"""`make run`'s bootstrap brings every declared dataset and model to the day its replay starts, a
+first champion of each model included, and a second bootstrap keeps what exists."""
+
+import runpy
+from datetime import timedelta
+
+import dagster as dg
+import pytest
+from conftest import REPO_ROOT, make_lake, synthetic_sources
+
+from assets import CATALOG
+from assets.catalog import load_catalog
+from assets.keys import model_key, served_keys
+from resources import platform_resources
+
+BOOTSTRAP = runpy.run_path(str(REPO_ROOT / "platform" / "bootstrap.py"))
+
+
+@pytest.mark.parametrize("extra", [[], ["guide_bakery"]])
+def test_every_declared_model_gets_a_first_version_and_serves_until_its_replay(extra):
+    catalog = load_catalog(extra=extra)
+    steps = BOOTSTRAP["bootstrap_steps"](catalog)
+    for dataset in catalog.datasets:
+        day_before_replay = dataset.replay_from - timedelta(days=1)
+        raw = next(s for s in steps if set(s.keys) == {t.name for t in dataset.daily_tables})
+        assert (raw.first, raw.last) == (dataset.first_day, day_before_replay)
+        for spec in catalog.models_of(dataset):
+            cutoff = catalog.first_cutoff(spec)
+            [trained] = [s for s in steps if model_key(spec).to_user_string() in s.keys]
+            assert trained.first == trained.last == cutoff < dataset.replay_from
+            [served] = [s for s in steps if served_keys(spec)[0].to_user_string() in s.keys]
+            assert set(served.keys) >= {k.to_user_string() for k in served_keys(spec)}
+            assert (served.first, served.last) == (cutoff, day_before_replay)
+            assert steps.index(raw) < steps.index(trained) < steps.index(served)
+
+
+def test_the_bootstrap_materializes_every_model_once(tmp_path, capsys):
+    """On the synthetic sources: each dataset to the day before its replay, each model with a
+    champion; run again, every step is kept."""
+    lake = make_lake(tmp_path)
+    resources = platform_resources(sources=synthetic_sources(), lake=lake)
+    registry = resources["registry"]
+    with dg.instance_for_test() as instance:
+        assert BOOTSTRAP["run"](instance, CATALOG, resources) == 0
+        for spec in CATALOG.models:
+            dataset = CATALOG.dataset_of(spec)
+            [first] = registry.history(spec.name)
+            assert first["effective_from"] == CATALOG.first_cutoff(spec).isoformat()
+            served = instance.get_materialized_partitions(served_keys(spec)[0])
+            assert max(served) == (dataset.replay_from - timedelta(days=1)).isoformat()
+        runs = len(instance.get_run_records())
+        capsys.readouterr()
+        assert BOOTSTRAP["run"](instance, CATALOG, resources) == 0
+        assert len(instance.get_run_records()) == runs
+        assert capsys.readouterr().out.count("already materialized, kept") == len(
+            BOOTSTRAP["bootstrap_steps"](CATALOG)
+        )
