@@ -21,6 +21,7 @@ from assets.partitions import preceding_days, preceding_window, run_days, window
 from assets.quality_gate import QUALITY_GATE
 from assets.scoring import (
     SCORE,
+    SERVED_BY,
     champions_in_force,
     runs_in_progress,
     scored_days,
@@ -200,7 +201,7 @@ def predictions_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata=table_metadata(rows)
             | {
-                "model_versions": dg.MetadataValue.text(", ".join(sorted(estimators))),
+                SERVED_BY: dg.MetadataValue.text(", ".join(sorted(estimators))),
                 "mean_score": dg.MetadataValue.float(
                     total_score / sum(rows.values()) if sum(rows.values()) else float("nan")
                 ),

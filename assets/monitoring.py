@@ -18,15 +18,14 @@ from assets.keys import predictions_key, quality_key
 from assets.metrics import ROWS, evaluate
 from assets.model_spec import LABEL, ModelSpec
 from assets.partitions import run_days
-from assets.scoring import MODEL_VERSION, SCORE
+from assets.scoring import MODEL_VERSION, SCORE, SERVED_BY
 from assets.tags import asset_tags
 from resources.days import chunked
 from resources.lake import Lake
 
-# Metadata of each partition: the model's metrics by name, and these; the quality sensor reads
-# the gate metric and SERVED_BY.
+# Metadata of each partition: the model's metrics by name, `scoring.SERVED_BY` and these; the
+# quality sensor reads the gate metric and SERVED_BY.
 UNLABELLED_ROWS = "unlabelled_rows"
-SERVED_BY = "model_versions"
 MONITORING = "monitoring"
 
 

@@ -15,6 +15,8 @@ from resources.lake import Lake
 from resources.registry import ModelRegistry
 
 SCORE, MODEL_VERSION = "score", "model_version"
+# Metadata of a day's predictions and quality: the versions that scored it, comma-separated.
+SERVED_BY = "model_versions"
 # Rows scored at once: about a day and a half at a hundred times the bundled flights; the
 # features, matrix and scores of a batch take tens of megabytes.
 SCORING_BATCH_ROWS = 2**17

@@ -133,6 +133,13 @@ class RawTable:
                 raise ValueError(f"{self.name}.{column}: cannot convert to {dtype}: {exc}") from exc
         return out.reset_index(drop=True)
 
+    def between(self, frame: pd.DataFrame, first: date | None, last: date | None) -> pd.DataFrame:
+        """The rows of `frame` (this table's) dated first..last; all of a register's."""
+        if self.day_column is None:
+            return frame
+        days = frame[self.day_column].dt.date
+        return frame[(days >= first) & (days <= last)].reset_index(drop=True)
+
     def empty(self) -> pd.DataFrame:
         """No rows, with this table's columns and types."""
         return self.conform(pd.DataFrame({c: pd.Series([], dtype=object) for c in self.columns}))

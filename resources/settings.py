@@ -10,9 +10,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import dagster as dg
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 DATA_DIR_ENV = "PLATFORM_DATA_DIR"
+DAGSTER_HOME_ENV = "DAGSTER_HOME"
 LAKE_URI_ENV = "PLATFORM_LAKE_URI"
 # Where a dataset's rows come from: PLATFORM_SOURCE for every dataset, PLATFORM_SOURCE_<DATASET>
 # for one of them.
@@ -43,6 +46,18 @@ MONITORING_PREFIX = "PLATFORM_"
 
 def _get(variable: str, environ: Mapping[str, str] | None = None) -> str:
     return (os.environ if environ is None else environ).get(variable, "").strip()
+
+
+def configured(variable: str) -> dg.EnvVar | str:
+    """A resource field's value from `variable`: `dg.EnvVar` when it is set, so Dagster resolves
+    it where the resource runs and shows the variable's name rather than its value; empty when
+    unset, so the resource falls back to its default."""
+    return dg.EnvVar(variable) if _get(variable) else ""
+
+
+def dagster_home() -> Path:
+    """Dagster's instance folder: DAGSTER_HOME, else <data>/dagster_home."""
+    return Path(_get(DAGSTER_HOME_ENV) or data_dir() / "dagster_home")
 
 
 def data_dir() -> Path:

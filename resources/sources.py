@@ -128,12 +128,13 @@ def numbered(
     return rows
 
 
-def sources_from_settings() -> Sources:
-    """The sources the environment names (`resources.settings`), resolved when the code
-    location loads."""
+def sources_from_settings(landing_uri: str | dg.EnvVar = "") -> Sources:
+    """The sources the environment names (`resources.settings`); the landing zone is
+    `landing_uri` when given (the code location passes its `dg.EnvVar`), else the variable's
+    value."""
     return Sources(
         kind=settings.source_kind(""),
         kinds=settings.source_kinds(),
-        landing_uri=settings.landing_uri(),
+        landing_uri=landing_uri or settings.landing_uri(),
         synthetic=settings.synthetic_settings(),
     )

@@ -36,8 +36,8 @@ from assets.keys import drift_key, model_key, quality_key
 from assets.metrics import METRICS
 from assets.model_pipeline import MODEL_VERSION, holdout_key
 from assets.model_spec import ModelSpec, Monitoring
-from assets.monitoring import SERVED_BY
 from assets.quality_gate import QUALITY_GATE
+from assets.scoring import SERVED_BY
 from sensors.replay import UNFINISHED
 from sensors.run_tags import PARTITION_TAG, RANGE_END_TAG, REASON_TAG, TRIGGER_TAG
 

@@ -107,15 +107,7 @@ def make_lake(folder: Path) -> Lake:
 
 FLIGHTS = "raw_flights"
 # The rolling statistics of flight_delay's features: outcomes of the days before D, never of D.
-ROLLING_FEATURES = [
-    "carrier_late_rate_7d",
-    "carrier_dep_delay_7d",
-    "carrier_flights_7d",
-    "origin_late_rate_7d",
-    "origin_dep_delay_7d",
-    "route_late_rate_7d",
-    "route_flights_7d",
-]
+ROLLING_FEATURES = [f for f in CATALOG.model("flight_delay").numeric_features if f.endswith("_7d")]
 
 
 def flights_frame(rows: list[tuple[date, str, int]]) -> pd.DataFrame:

@@ -21,9 +21,7 @@ class BundledElectricity:
     """Each table of the 2014 demand for a range of days, from the package's data."""
 
     def rows(self, table: RawTable, first: date | None, last: date | None) -> pd.DataFrame:
-        frame = _tables()[table.name]
-        days = frame[table.day_column].dt.date
-        return frame[(days >= first) & (days <= last)].reset_index(drop=True)
+        return table.between(_tables()[table.name], first, last)
 
     def rows_per_day(self) -> int:
         return HALF_HOURS

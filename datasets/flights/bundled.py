@@ -16,11 +16,7 @@ class BundledFlights:
     """Each table of the flights for a range of days, from the package's CSV files."""
 
     def rows(self, table: RawTable, first: date | None, last: date | None) -> pd.DataFrame:
-        frame = _tables()[table.name]
-        if table.day_column is None:
-            return frame
-        days = frame[table.day_column].dt.date
-        return frame[(days >= first) & (days <= last)].reset_index(drop=True)
+        return table.between(_tables()[table.name], first, last)
 
     def rows_per_day(self) -> int:
         return FLIGHTS_PER_DAY
