@@ -11,6 +11,7 @@ import pytest
 import resources
 from assets import CATALOG
 from assets import defs as asset_defs
+from assets.keys import features_key, model_key, quality_key, served_keys
 from resources import settings
 from resources.sources import Sources
 from sensors import defs as sensor_defs
@@ -29,9 +30,14 @@ SENSORS = {sensor.name: sensor for sensor in sensor_defs.sensors}
 SCHEDULES = {schedule.name: schedule for schedule in sensor_defs.schedules}
 daily_cycle = SENSORS[DAILY_CYCLE_SENSOR]
 weekly_retrain = SCHEDULES[weekly_retrain_name(FLIGHTS)]
-ASSET_KEYS = {key.to_user_string() for key in LOCATION.resolve_asset_graph().get_all_asset_keys()}
-# The drift report joins the daily cycle of each model when its asset is defined.
-SERVED_DAILY = [key for key in (FEATURES, DRIFT, PREDICTIONS, QUALITY) if key in ASSET_KEYS]
+FLIGHT_MODELS = CATALOG.models_of(FLIGHTS)
+# What the daily cycle runs for a landed day of the flights: every flights model's features (when
+# it computes its own), drift, predictions and quality.
+SERVED_DAILY = sorted(
+    key.to_user_string()
+    for spec in FLIGHT_MODELS
+    for key in (*([] if spec.features_from else [features_key(spec)]), *served_keys(spec))
+)
 
 
 def days(first: str, last: str) -> list[str]:
@@ -73,7 +79,8 @@ def served_through_march(instance: dg.DagsterInstance) -> Daemon:
     record(instance, "raw_planes")
     for key in [*RAW, *SERVED_DAILY]:
         record(instance, key, days("2013-03-24", "2013-03-31"))
-    record(instance, MODEL, ["2013-03-01"])
+    for spec in FLIGHT_MODELS:
+        record(instance, model_key(spec).to_user_string(), ["2013-03-01"])
     daemon = Daemon(instance)
     assert daemon.tick() == {}, "a fresh daemon must not backfill what it finds"
     return daemon
@@ -98,7 +105,9 @@ def test_late_outcomes_rejudge_quality_but_leave_served_features_alone(
     served_through_march: Daemon,
 ):
     record(served_through_march.instance, "flight_outcomes", ["2013-03-28"])
-    assert served_through_march.tick() == {QUALITY: ["2013-03-28"]}
+    assert served_through_march.tick() == {
+        quality_key(spec).to_user_string(): ["2013-03-28"] for spec in FLIGHT_MODELS
+    }
 
 
 def test_features_wait_until_the_previous_days_outcomes_exist(instance: dg.DagsterInstance):
