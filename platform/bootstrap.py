@@ -78,7 +78,8 @@ def names(tables) -> tuple[str, ...]:
 
 def prepare_instance() -> dg.DagsterInstance:
     """A DAGSTER_HOME under the data folder, configured from platform/dagster.yaml."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.data_dir() / "dagster_home")))
+    home = settings.dagster_home()
+    os.environ[settings.DAGSTER_HOME_ENV] = str(home)  # DagsterInstance.get() reads it
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(__file__).with_name("dagster.yaml"), home / "dagster.yaml")
     return dg.DagsterInstance.get()
