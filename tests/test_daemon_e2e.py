@@ -38,7 +38,7 @@ from assets import defs as asset_defs
 from resources import platform_resources
 from resources.lake import Lake
 from resources.registry import ModelRegistry
-from sensors.run_tags import TRIGGER_TAG
+from sensors.run_tags import RUN_KEY_TAG, TRIGGER_TAG
 from sensors.schedules import DAILY_CYCLE_SENSOR
 
 MODEL = "flight_delay"
@@ -211,11 +211,13 @@ def feed(instance: dg.DagsterInstance, lake: Lake, first: str, last: str) -> Non
 
 
 def finished_drift_retrain(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
-    """The drift sensor's retraining run once it succeeded; fails at once if it failed."""
+    """The drift sensor's retraining run of MODEL once it succeeded; fails at once if any drift
+    retrain failed (every model of the flights drifts with them)."""
     for run in instance.get_runs(dg.RunsFilter(tags={TRIGGER_TAG: "drift"})):
         if run.status == dg.DagsterRunStatus.FAILURE:
             pytest.fail(f"retraining run {run.run_id} failed\n{describe_runs(instance)}")
-        if run.status == dg.DagsterRunStatus.SUCCESS:
+        mine = run.tags[RUN_KEY_TAG].startswith(f"drift:{MODEL}:")
+        if mine and run.status == dg.DagsterRunStatus.SUCCESS:
             return run
     return None
 
