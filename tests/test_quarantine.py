@@ -2,6 +2,8 @@
 cannot be read fail the run naming them, and good data already stored never changes."""
 
 import shutil
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -21,6 +23,8 @@ from landing_support import (
 )
 
 from assets import CATALOG
+from assets.ingestion import raw_asset
+from resources.dataset import Dataset, RawTable
 from resources.landing import NULL_TEXTS
 from resources.sources import Sources
 
@@ -279,3 +283,106 @@ def test_duplicate_planes_are_quarantined(landing: Landing):
     assert set(rejected["reason"]) == {"duplicate key (tailnum): rows 1, 104"}
     planes = landing.platform.lake.read("raw_planes")
     assert len(planes) == 102 and rejected["tailnum"].iloc[0] not in set(planes["tailnum"])
+
+
+def test_a_header_only_register_is_refused_and_the_stored_register_kept(landing: Landing):
+    planes = landing.zone / "planes.csv"
+    planes.write_text(planes.read_text().splitlines(keepends=True)[0])
+    before = landing.stored()
+
+    result = landing.ingest(["raw_planes"], first=None)
+
+    assert not result.success
+    message = failure_messages(result)
+    assert "raw_planes: refusing to replace the register" in message, message
+    assert "planes.csv: it has no rows" in message, message
+    assert "the stored register of 103 rows is kept" in message, message
+    assert "allow_empty: true" in message, message
+    assert result.get_asset_materialization_events() == []
+    assert [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"] == []
+    stored = landing.stored()
+    for table, frame in before.items():
+        pd.testing.assert_frame_equal(stored[table], frame, obj=table)
+
+
+def test_a_register_whose_rows_are_all_rejected_is_refused(landing: Landing):
+    planes = landing.zone / "planes.csv"
+    header, *rows = planes.read_text().splitlines(keepends=True)
+    planes.write_text(header + "".join(row.replace(",", ",x", 1) for row in rows[:3]))
+    before = landing.platform.lake.read("raw_planes")
+
+    result = landing.ingest(["raw_planes"], first=None)
+
+    assert not result.success
+    message = failure_messages(result)
+    assert "all 3 delivered rows break the contract (first: row 1, year: 'x" in message, message
+    pd.testing.assert_frame_equal(landing.platform.lake.read("raw_planes"), before)
+
+
+def test_an_empty_register_replaces_the_stored_one_only_when_the_run_allows_it(landing: Landing):
+    planes = landing.zone / "planes.csv"
+    planes.write_text(planes.read_text().splitlines(keepends=True)[0])
+
+    result = landing.ingest(["raw_planes"], first=None, allow_empty=True)
+
+    assert result.success
+    assert len(landing.platform.lake.read("raw_planes")) == 0
+    evaluation = check_evaluation(result, "raw_planes")
+    assert evaluation.passed
+    assert evaluation.description == (
+        "raw_planes: the delivery had no rows; the register is now empty, as the run config "
+        "allow_empty asked"
+    )
+
+
+@dataclass
+class Shelf:
+    """A bundled delivery whose register rows the test sets."""
+
+    stores: pd.DataFrame
+
+    def rows(self, table: RawTable, first, last) -> pd.DataFrame:
+        return table.conform(self.stores)
+
+    def rows_per_day(self) -> int:
+        return len(self.stores)
+
+
+def test_any_datasets_register_is_kept_when_a_delivery_brings_no_rows(tmp_path: Path, instance):
+    stores = RawTable(
+        name="shop_stores",
+        description="The shops of a dataset declared here.",
+        columns={"store": "string", "city": "string"},
+        key=("store",),
+    )
+    shelf = Shelf(pd.DataFrame({"store": ["north", "south"], "city": ["Oslo", "Bergen"]}))
+    shop = Dataset(
+        name="shop",
+        description="A dataset with a register only.",
+        tables=(stores,),
+        first_day=date(2024, 1, 1),
+        last_day=date(2024, 12, 31),
+        replay_from=date(2024, 6, 1),
+        bundled=shelf,
+    )
+    lake = make_lake(tmp_path)
+
+    def ingest(**config) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [raw_asset(shop, stores)],
+            instance=instance,
+            resources={"sources": Sources(kind="bundled"), "lake": lake},
+            run_config={"ops": {"shop_stores": {"config": config}}},
+            raise_on_error=False,
+        )
+
+    assert ingest().success
+    shelf.stores = shelf.stores.head(0)
+    refused = ingest()
+    assert not refused.success
+    message = failure_messages(refused)
+    assert "the bundled source: it has no rows; the stored register of 2 rows is kept" in message
+    assert lake.read("shop_stores")["store"].tolist() == ["north", "south"]
+
+    assert ingest(allow_empty=True).success
+    assert len(lake.read("shop_stores")) == 0
