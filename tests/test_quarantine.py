@@ -386,3 +386,84 @@ def test_any_datasets_register_is_kept_when_a_delivery_brings_no_rows(tmp_path: 
 
     assert ingest(allow_empty=True).success
     assert len(lake.read("shop_stores")) == 0
+
+
+def _replace_row(path: Path, row: int, column: str, value: str) -> None:
+    """Set `column` of data row `row` (1 = the first after the header) in a CSV delivery."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.loc[row - 1, column] = value
+    frame.to_csv(path, index=False)
+
+
+def test_a_value_over_a_mebibyte_fails_naming_its_row_and_field(landing: Landing):
+    delivered = landing.zone / "flights" / f"{DAY}.csv"
+    _replace_row(delivered, 5, "tailnum", "N" * (1 << 20 | 1))
+    before = landing.stored()
+
+    result = landing.ingest(["raw_flights"], DAY, DAY)
+
+    assert not result.success
+    message = failure_messages(result)
+    assert (
+        f"flights/{DAY}.csv: row 5, field 'tailnum': a value of 1,048,577 bytes; a cell holds "
+        "at most 1 MiB" in message
+    ), message
+    assert "straddl" not in message and "NNNN" not in message, message
+    pd.testing.assert_frame_equal(landing.stored()["raw_flights"], before["raw_flights"])
+
+
+def test_a_value_just_under_a_mebibyte_is_read(landing: Landing):
+    _replace_row(landing.zone / "flights" / f"{DAY}.csv", 5, "tailnum", "N" * (1 << 20))
+
+    result = landing.ingest(["raw_flights"], DAY, DAY)
+
+    assert result.success
+    assert (landing.read("raw_flights", [DAYS[-1]])["tailnum"].str.len() == 1 << 20).sum() == 1
+
+
+def test_carriage_return_line_endings_are_named_as_such(landing: Landing):
+    delivered = landing.zone / "flights" / f"{DAY}.csv"
+    delivered.write_bytes(delivered.read_bytes().replace(b"\n", b"\r"))
+
+    result = landing.ingest(["raw_flights"], DAY, DAY)
+
+    assert not result.success
+    message = failure_messages(result)
+    assert f"flights/{DAY}.csv: lines end with a carriage return only" in message, message
+    assert "truncated" not in message, message
+
+
+def _as_parquet(csv_file: Path, frame: pd.DataFrame) -> Path:
+    parquet = csv_file.with_suffix(".parquet")
+    frame.to_parquet(parquet, index=False)
+    csv_file.unlink()
+    return parquet
+
+
+def test_a_parquet_list_column_where_text_is_expected_is_refused_naming_it(landing: Landing):
+    csv_file = landing.zone / "flights" / f"{DAY}.csv"
+    frame = pd.read_csv(csv_file, dtype=str, keep_default_na=False)
+    frame["tailnum"] = [[tailnum, tailnum] for tailnum in frame["tailnum"]]
+    _as_parquet(csv_file, frame)
+    before = landing.read("raw_flights")
+
+    result = landing.ingest(["raw_flights"], DAY, DAY)
+
+    assert not result.success
+    message = failure_messages(result)
+    assert f"flights/{DAY}.parquet: column 'tailnum' holds list<" in message, message
+    pd.testing.assert_frame_equal(landing.read("raw_flights"), before)
+
+
+def test_a_parquet_nan_in_a_number_column_is_missing_as_in_csv(landing: Landing):
+    from_csv = landing.read("raw_weather", [DAYS[-1]])
+    csv_file = landing.zone / "weather" / f"{DAY}.csv"
+    frame = pd.read_csv(csv_file)  # pandas reads the empty wind_gust cells as float NaN
+    assert frame["wind_gust"].isna().sum() > 0
+    _as_parquet(csv_file, frame)
+
+    result = landing.ingest(["raw_weather"], DAY, DAY)
+
+    assert result.success
+    assert check_evaluation(result, "raw_weather").metadata["rejected_rows"].value == 0
+    pd.testing.assert_frame_equal(landing.read("raw_weather", [DAYS[-1]]), from_csv)
