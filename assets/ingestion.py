@@ -20,7 +20,12 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from assets.metadata import preview_metadata, preview_on_newest_day, table_metadata
+from assets.metadata import (
+    markdown_table,
+    preview_metadata,
+    preview_on_newest_day,
+    table_metadata,
+)
 from assets.partitions import run_days
 from assets.tags import asset_tags
 from resources import contract
@@ -285,5 +290,5 @@ def delivery_metadata(rules: RawTable, intake: Intake) -> dict[str, dg.MetadataV
         metadata["ignored_columns"] = dg.MetadataValue.json(intake.ignored_columns)
     if intake.rejected_preview:
         table = pa.concat_tables(intake.rejected_preview).to_pandas()
-        metadata["rejected_preview"] = dg.MetadataValue.md(table.to_markdown(index=False))
+        metadata["rejected_preview"] = dg.MetadataValue.md(markdown_table(table))
     return metadata

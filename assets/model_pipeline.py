@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from assets.catalog import Catalog
 from assets.features import features_of_days
-from assets.metadata import preview_on_newest_day, table_metadata
+from assets.metadata import markdown_table, preview_on_newest_day, table_metadata
 from assets.model_spec import ModelSpec, Task
 from assets.partitions import preceding_days, preceding_window, run_days, window_mapping
 from assets.quality_gate import QUALITY_GATE
@@ -283,7 +283,7 @@ def model_metadata(spec: ModelSpec, trained: list[Trained]) -> dict[str, dg.Meta
         "code_version": dg.MetadataValue.text(last["code_version"]),
         "features": dg.MetadataValue.json(last["features"]),
         "params": dg.MetadataValue.json(last["params"]),
-        "models_trained": dg.MetadataValue.md(summary.to_markdown(index=False)),
+        "models_trained": dg.MetadataValue.md(markdown_table(summary)),
     } | {name: value for name, value in optional.items() if value is not None}
 
 

@@ -2,10 +2,12 @@
 Dagster's storage, and the UI listens on the loopback interface by default (docs/security.md)."""
 
 import os
+import re
 import shutil
 import subprocess
 import threading
 from datetime import date, datetime
+from html import unescape
 from pathlib import Path
 
 import dagster as dg
@@ -292,3 +294,42 @@ def test_a_pipe_in_the_zone_is_refused_without_waiting_for_a_writer(tmp_path: Pa
             pass
         pytest.fail("reading the landing zone waited on a pipe")
     assert "not a regular file" in str(outcome[0].value)
+
+
+HOSTILE = "a|b **bold** <img src=x> [ln](http://e.x) `c` &amp;"
+
+
+def rendered_rows(markdown: str) -> list[list[str]]:
+    """The cells of a Markdown table as a CommonMark renderer with tables shows them, failing
+    when any markup other than the table's own is rendered."""
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark").enable("table").render(markdown)
+    tags = set(re.findall(r"</?([a-z]+)", html))
+    assert tags <= {"table", "thead", "tbody", "tr", "th", "td"}, html
+    return [
+        [unescape(cell) for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", html, flags=re.S)
+    ]
+
+
+def test_delivered_text_in_metadata_shows_as_text_and_never_as_markup(tmp_path: Path, instance):
+    landing = landing_platform(tmp_path, instance)
+    day_file = landing.zone / "flights" / f"{DAY}.csv"
+    frame = pd.read_csv(day_file, dtype=str, keep_default_na=False)
+    frame.loc[0, "tailnum"] = HOSTILE  # a good row: it reaches the preview
+    frame.loc[1, "carrier"] = "Z|*Z*"  # an unknown carrier: its reason quotes it
+    frame.to_csv(day_file, index=False)
+
+    result = landing.ingest(["raw_flights"], DAY, DAY, max_reject_ratio=0.5)
+
+    assert result.success
+    metadata = {}
+    for event in result.get_asset_materialization_events():
+        metadata |= event.materialization.metadata
+    preview = rendered_rows(metadata["preview"].value)
+    assert all(len(row) == len(frame.columns) for row in preview), preview
+    assert preview[1][frame.columns.get_loc("tailnum")] == HOSTILE
+    rejected = rendered_rows(metadata["rejected_preview"].value)
+    assert [len(row) for row in rejected] == [3, 3], rejected
+    assert rejected[1][2] == "carrier: 'Z|*Z*' is not a known carrier"
