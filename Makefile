@@ -8,9 +8,14 @@ DAGSTER_PORT ?= 3000
 export PLATFORM_DATA_DIR ?= $(CURDIR)/.data
 export DAGSTER_HOME ?= $(PLATFORM_DATA_DIR)/dagster_home
 
-.PHONY: setup run test test-prod test-e2e lint bench bench-quick
+.PHONY: setup instance run test test-prod test-e2e lint bench bench-quick
 
 setup: $(VENV)/.installed
+
+# The Dagster instance under $(DAGSTER_HOME), its storage created by one process: processes that
+# open a new instance at once race on its schema (`dagster dev`'s, or CLI runs in parallel).
+instance: setup
+	$(BIN)/python platform/bootstrap.py --instance-only
 
 # Reinstall whenever pyproject.toml changes; the stamp records the last good install.
 $(VENV)/.installed: pyproject.toml

@@ -9,6 +9,7 @@ without a champion. Each step is skipped when the instance already holds all of 
 so a second `make run` starts the UI at once.
 """
 
+import argparse
 import os
 import shutil
 import sys
@@ -85,7 +86,10 @@ def names(tables) -> tuple[str, ...]:
 
 
 def prepare_instance() -> dg.DagsterInstance:
-    """A DAGSTER_HOME under the data folder, configured from platform/dagster.yaml."""
+    """A DAGSTER_HOME under the data folder, configured from platform/dagster.yaml, with its
+    storage created. Opening an instance creates its SQLite databases and their schema, and
+    processes doing so at once race (`alembic ... more than one head`); so the instance is
+    created here, in one process, before `dagster dev` or parallel CLI runs may open it."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.data_dir() / "dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(__file__).with_name("dagster.yaml"), home / "dagster.yaml")
@@ -140,8 +144,19 @@ def run(instance: dg.DagsterInstance, catalog: Catalog, resources: dict) -> int:
     return 0
 
 
-def main() -> int:
-    return run(prepare_instance(), CATALOG, platform_resources())
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--instance-only",
+        action="store_true",
+        help="create the Dagster instance and its storage, and materialize nothing",
+    )
+    instance = prepare_instance()
+    if parser.parse_args(argv).instance_only:
+        print(f"Dagster instance ready: {instance.root_directory}")
+        instance.dispose()
+        return 0
+    return run(instance, CATALOG, platform_resources())
 
 
 if __name__ == "__main__":
