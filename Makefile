@@ -12,8 +12,9 @@ export DAGSTER_HOME ?= $(PLATFORM_DATA_DIR)/dagster_home
 
 setup: $(VENV)/.installed
 
-# The Dagster instance under $(DAGSTER_HOME), its storage created by one process: processes that
-# open a new instance at once race on its schema (`dagster dev`'s, or CLI runs in parallel).
+# The Dagster instance under $(DAGSTER_HOME), its storage created by one process (processes that
+# open a new instance at once race on its schema: `dagster dev`'s, or CLI runs in parallel) and
+# each model's training pool limited before the first run may hold it.
 instance: setup
 	$(BIN)/python platform/bootstrap.py --instance-only
 

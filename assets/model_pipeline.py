@@ -42,6 +42,11 @@ def holdout_key(metric: str) -> str:
     return f"holdout_{metric}"
 
 
+def training_pool(spec: ModelSpec) -> str:
+    """The concurrency pool `<model>/model` holds: one training run of a model at a time."""
+    return f"{spec.name}_training"
+
+
 def features_key(spec: ModelSpec) -> dg.AssetKey:
     return dg.AssetKey.from_user_string(spec.features_table)
 
@@ -120,9 +125,9 @@ def model_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
         partitions_def=dataset.partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"scikit-learn"},
-        # The gate reads the champion, compares and promotes: two trainings of one model at once
-        # could each promote against a champion the other is replacing.
-        pool=f"{spec.name}_training",
+        # One training of a model at a time through the run queue: a second would fit the same
+        # window again. Promotions are correct without it (`assets.training.gate_and_store`).
+        pool=training_pool(spec),
         deps=[
             dg.AssetDep(features_key(spec), partition_mapping=preceding_window(spec.window_days)),
             dg.AssetDep(spec.label.table, partition_mapping=preceding_window(spec.window_days)),

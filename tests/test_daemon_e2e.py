@@ -11,13 +11,9 @@ The test only watches the instance and the registry, within a deadline, and fail
 and the end of the daemon's log when that does not happen.
 """
 
-import contextlib
 import os
 import shutil
-import signal
-import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -32,6 +28,7 @@ from conftest import (
     BuiltPipeline,
     synthetic_sources,
 )
+from daemon_support import Daemon
 
 from assets import CATALOG
 from assets import defs as asset_defs
@@ -106,51 +103,9 @@ def deployment(synthetic_pipeline: BuiltPipeline, tmp_path: Path) -> Deployment:
     return Deployment(home, lake, environment)
 
 
-class Daemon:
-    """`dagster-daemon run` on a deployment, and what the test waits for it to do."""
-
-    def __init__(self, deployment: Deployment, log: Path):
-        self.log = log
-        with log.open("w") as output:
-            self.process = subprocess.Popen(
-                [
-                    str(REPO_ROOT / ".venv" / "bin" / "dagster-daemon"),
-                    "run",
-                    "-w",
-                    "workspace.yaml",
-                ],
-                cwd=REPO_ROOT,
-                env=deployment.environment,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_until(self, condition: Callable[[], object], seconds: float, what: str):
-        """The first truthy value of `condition()` within `seconds`; fails saying what happened."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the daemon exited:\n{self.log.read_text()[-5000:]}")
-            found = condition()
-            if found:
-                return found
-            time.sleep(2)
-        pytest.fail(f"no {what} within {seconds}s; log end:\n{self.log.read_text()[-5000:]}")
-
-    def stop(self) -> None:
-        """Stop the daemon and everything it started (code server, runs): its process group."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=30)
-        with contextlib.suppress(ProcessLookupError):  # runs it launched may outlive it
-            os.killpg(self.process.pid, signal.SIGKILL)
-
-
 @pytest.fixture
 def daemon(deployment: Deployment, tmp_path: Path) -> Iterator[Daemon]:
-    started = Daemon(deployment, tmp_path / "daemon.log")
+    started = Daemon(deployment.environment, tmp_path / "daemon.log")
     try:
         yield started
     finally:
