@@ -10,8 +10,10 @@ launched. A run started from the command line (`dagster asset materialize`) has 
 
 `dead_runs` finds the runs in progress whose process no longer exists and marks them failed
 (cancelled, if they were being cancelled), naming the process. It judges only an instance whose
-storage is SQLite: such an instance lives on one machine's disk, so each process id its runs
-record is one of this machine; on a shared PostgreSQL instance, run monitoring does this job.
+storage is SQLite: such an instance lives on one machine's disk, used by the processes of one
+machine (and one container: process ids are not shared between containers), so each process id
+its runs record means something here; on a shared PostgreSQL instance, run monitoring does this
+job.
 """
 
 import os
