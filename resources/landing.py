@@ -12,12 +12,12 @@ a register (a table without days) is one file, `<name>.csv` (or `.parquet`). For
 A day without its file has not arrived yet: reading it fails naming the missing files, and the
 landing sensor requests the day when the file lands. A file that cannot be read at all (empty,
 truncated, not UTF-8, not CSV or Parquet, missing a column, a cell over 1 MiB) fails naming the
-file and the reason, and the reason never quotes the file's content: only a rejected row, in
-quarantine, shows what was delivered. Files are only ever read: nothing here moves, rewrites or
-deletes them. Reading goes through the lake's object stores (`resources.storage`), so a local
-folder and `s3://bucket/prefix` behave alike, except that in a local folder a delivery must be a
-regular file reached through regular folders: a symbolic link (to a file elsewhere, say a
-secret), a pipe or a device is refused without being opened.
+file and the reason, and the reason never quotes the file's content: what a delivery holds is
+shown only as its rows (stored, quarantined, previewed). Files are only ever read: nothing here
+moves, rewrites or deletes them. Reading goes through the lake's object stores
+(`resources.storage`), so a local folder and `s3://bucket/prefix` behave alike, except that in a
+local folder a delivery must be a regular file reached through regular folders: a symbolic link
+(to a file elsewhere, say a secret), a pipe or a device is refused without being opened.
 """
 
 import csv
