@@ -4,7 +4,9 @@ which each promotion was gated against the champion in force when it was appende
 
 Each process runs the quality gate as the model asset does (`assets.training.gate_and_store`) on
 a candidate it fitted, against a shared local lake; a barrier releases both at once, twenty
-times, each time on a model of its own whose history holds one champion.
+times, each time on a model of its own whose history holds one champion. And a gate that loses
+the race to a promotion of its own version (the same cutoff trained twice) does not promote it
+again.
 """
 
 import dataclasses
@@ -128,3 +130,45 @@ def test_simultaneous_trainings_promote_against_the_champion_in_force(tmp_path):
     # The processes did race: in some tries one of them lost and gated again.
     regated = [attempt for attempt, _, _, reads in reports if reads > 1]
     assert regated, "no try had the two gates overlap"
+
+
+class RacedRegistry(ModelRegistry):
+    """A registry in which another training promotes `rival` (once) while the gate stores its
+    candidate: after the gate read the history, before it appends."""
+
+    rival: str
+
+    def save(self, model, version, estimator, record, reference=None) -> dict:
+        stored = super().save(model, version, estimator, record, reference)
+        if len(self.history(model)) == 1:
+            super().promote(model, self.rival, action="promote", reason="the other training")
+        return stored
+
+
+def test_a_gate_that_loses_the_race_to_its_own_version_does_not_promote_it_twice(tmp_path):
+    from assets.training import Candidate, gate_and_store, holdout_metrics
+
+    lake = make_lake(tmp_path)
+    spec = model_of_try(0)
+    cutoff = CUTOFFS[0]
+    registry = RacedRegistry(lake=lake, rival=version_of(cutoff))
+    ModelRegistry(lake=lake).save(
+        spec.name, version_of(FIRST), fitted(seed=1), {"partition": FIRST.isoformat()}
+    )
+    ModelRegistry(lake=lake).promote(spec.name, version_of(FIRST), action="promote")
+    holdout = labelled(seed=99)
+    estimator = fitted(seed=2)
+    candidate = Candidate(estimator, holdout_metrics(spec, holdout, estimator), holdout, 400)
+
+    trained = gate_and_store(
+        spec, registry, cutoff, version_of(cutoff), candidate,
+        {"partition": cutoff.isoformat()}, LIMIT, TOLERANCE, holdout[spec.features].head(10),
+    )  # fmt: skip
+
+    history = registry.history(spec.name)
+    assert [(e["seq"], e["version"]) for e in history] == [
+        (1, version_of(FIRST)),
+        (2, version_of(cutoff)),
+    ]
+    assert not trained.promoted
+    assert trained.record["gate"]["champion_version"] == version_of(cutoff)
