@@ -8,9 +8,15 @@ DAGSTER_PORT ?= 3000
 export PLATFORM_DATA_DIR ?= $(CURDIR)/.data
 export DAGSTER_HOME ?= $(PLATFORM_DATA_DIR)/dagster_home
 
-.PHONY: setup run test test-prod test-e2e lint bench bench-quick constraints
+.PHONY: setup instance run test test-prod test-e2e lint bench bench-quick constraints
 
 setup: $(VENV)/.installed
+
+# The Dagster instance under $(DAGSTER_HOME), its storage created by one process (processes that
+# open a new instance at once race on its schema: `dagster dev`'s, or CLI runs in parallel) and
+# each model's training pool limited before the first run may hold it.
+instance: setup
+	$(BIN)/python platform/bootstrap.py --instance-only
 
 # Reinstall whenever pyproject.toml or the pinned versions change; the stamp records the last
 # good install. Versions come from constraints.txt, the set the tests passed with.

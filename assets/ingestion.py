@@ -6,7 +6,10 @@ zone's files all at once), splits the rows by the contract (`resources.contract`
 file per day: rows that meet it to the raw table, the others to its quarantine table
 `<table>_rejected` with file, row number and reasons. A blocking check reports the share of
 rejected rows and stops downstream assets when a day exceeds the limit. A file that cannot be
-read, or has not arrived, fails the run before anything is written.
+read, or has not arrived, fails the run before anything is written. A register (a table without
+days) is replaced whole by each delivery, so a delivery with no row that meets the contract (a
+header-only file, say) is refused and the stored register kept, unless the run says
+`allow_empty`.
 """
 
 from collections import Counter
@@ -17,7 +20,12 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from assets.metadata import preview_metadata, preview_on_newest_day, table_metadata
+from assets.metadata import (
+    markdown_table,
+    preview_metadata,
+    preview_on_newest_day,
+    table_metadata,
+)
 from assets.partitions import run_days
 from assets.tags import asset_tags
 from resources import contract
@@ -44,6 +52,19 @@ class IngestionConfig(dg.Config):
         description=(
             "Largest share of a day's delivered rows that may be rejected before the reject_ratio "
             "check fails and blocks downstream assets."
+        ),
+    )
+
+
+class RegisterConfig(IngestionConfig):
+    """Run config of a register, a raw table without days (Launchpad: `ops: <table>: config:`)."""
+
+    allow_empty: bool = Field(
+        default=False,
+        description=(
+            "Replace the stored register even when the delivery has no row that meets the "
+            "contract (a header-only file). Off: such a delivery is refused and the stored "
+            "register kept."
         ),
     )
 
@@ -82,7 +103,7 @@ def raw_asset(dataset: Dataset, rules: RawTable) -> dg.AssetsDefinition:
     )
     def _raw(
         context: dg.AssetExecutionContext,
-        config: IngestionConfig,
+        config: IngestionConfig if daily else RegisterConfig,
         sources: Sources,
         lake: Lake,
     ) -> dg.MaterializeResult:
@@ -90,6 +111,11 @@ def raw_asset(dataset: Dataset, rules: RawTable) -> dg.AssetsDefinition:
         intake = Intake()
         if days is None:
             landed, checked = ingest(sources, dataset, rules, None, None)
+            if not checked.good.num_rows and not config.allow_empty:
+                raise dg.Failure(
+                    description=empty_register(sources, dataset, rules, lake, landed, checked),
+                    allow_retries=False,
+                )
             intake.add(rules, landed, checked)
             quarantine(lake, rules, checked.rejected, None)
             lake.write_table(rules.name, checked.good)
@@ -135,6 +161,35 @@ def ingest(
             allow_retries=False,
         ) from None
     return landed, contract.validate(landed.rows, rules)
+
+
+def empty_register(
+    sources: Sources,
+    dataset: Dataset,
+    rules: RawTable,
+    lake: Lake,
+    landed: Landed,
+    checked: Validation,
+) -> str:
+    """Why a register delivery with no good row is refused, and how to accept it anyway."""
+    delivery = ", ".join(landed.files) or f"the {sources.kind_of(dataset)} source"
+    rejected = checked.rejected.num_rows
+    found = (
+        f"all {rejected} delivered rows break the contract (first: row "
+        f"{checked.rejected.column(SOURCE_ROW)[0]}, {checked.rejected.column(REASON)[0]})"
+        if rejected
+        else "it has no rows"
+    )
+    stored = (
+        f"the stored register of {lake.row_count(rules.name)} rows is kept"
+        if lake.store.exists(lake.table_key(rules.name))
+        else "nothing was stored"
+    )
+    return (
+        f"{rules.name}: refusing to replace the register with the delivery of {delivery}: "
+        f"{found}; {stored}. To replace it with an empty register, materialize {rules.name} "
+        f"with run config allow_empty: true"
+    )
 
 
 @dataclass
@@ -195,6 +250,11 @@ def reject_ratio_result(
         f"{rules.name}: {bad} of {total} delivered rows rejected to {rules.rejected_table}; "
         f"worst share {ratios[worst]:.1%}{where}, limit {limit:.1%}"
     )
+    if not total and not rules.daily:
+        summary = (
+            f"{rules.name}: the delivery had no rows; the register is now empty, as the run "
+            "config allow_empty asked"
+        )
     if over:
         summary += f"; over the limit: {describe_days(over)}"
     metadata = {
@@ -230,5 +290,5 @@ def delivery_metadata(rules: RawTable, intake: Intake) -> dict[str, dg.MetadataV
         metadata["ignored_columns"] = dg.MetadataValue.json(intake.ignored_columns)
     if intake.rejected_preview:
         table = pa.concat_tables(intake.rejected_preview).to_pandas()
-        metadata["rejected_preview"] = dg.MetadataValue.md(table.to_markdown(index=False))
+        metadata["rejected_preview"] = dg.MetadataValue.md(markdown_table(table))
     return metadata

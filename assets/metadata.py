@@ -1,8 +1,10 @@
 """Materialization metadata a person wants when browsing lineage: counts, dates, a preview."""
 
+import re
 from datetime import date
 
 import dagster as dg
+import pandas as pd
 import pyarrow as pa
 
 PREVIEW_ROWS = 5
@@ -38,8 +40,30 @@ def preview_on_newest_day(
 def preview_metadata(table: pa.Table) -> dict[str, dg.MetadataValue]:
     preview = table.slice(0, PREVIEW_ROWS).to_pandas()
     return {
-        "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
+        "preview": dg.MetadataValue.md(markdown_table(preview)),
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(f.name, str(f.type)) for f in table.schema]
         ),
     }
+
+
+# Characters that make inline markup, HTML or entities in Markdown, or end a table cell.
+_MARKUP = re.compile(r"([\\`*_\[\]<>|~&])")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """`frame` as a Markdown table whose cells show their text as it is: delivered values may
+    hold anything, and a `|` must not cut a row, nor `**`, `<b>` or `[a](b)` become markup.
+    Each markup character is escaped with a backslash; a line break becomes a space."""
+    header = [_cell(column) for column in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(value) for value in row) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    missing = value is None or (pd.api.types.is_scalar(value) and pd.isna(value))
+    text = "" if missing else str(value)
+    return _MARKUP.sub(r"\\\1", _LINE_BREAK.sub(" ", text))

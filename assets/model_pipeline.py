@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from assets.catalog import Catalog
 from assets.features import features_of_days
 from assets.keys import features_key, model_key, predictions_key
-from assets.metadata import preview_on_newest_day, table_metadata
+from assets.metadata import markdown_table, preview_on_newest_day, table_metadata
 from assets.model_spec import ModelSpec, Task
 from assets.partitions import preceding_days, preceding_window, run_days, window_mapping
 from assets.quality_gate import QUALITY_GATE
@@ -42,6 +42,11 @@ FEATURES, TRAINING, INFERENCE = "features", "training", "inference"
 def holdout_key(metric: str) -> str:
     """The metadata name of a version's holdout value of `metric`, e.g. `holdout_auc`."""
     return f"holdout_{metric}"
+
+
+def training_pool(spec: ModelSpec) -> str:
+    """The concurrency pool `<model>/model` holds: one training run of a model at a time."""
+    return f"{spec.name}_training"
 
 
 def build_model_pipeline(catalog: Catalog, spec: ModelSpec) -> list[dg.AssetsDefinition]:
@@ -110,9 +115,9 @@ def model_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
         partitions_def=dataset.partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"scikit-learn"},
-        # The gate reads the champion, compares and promotes: two trainings of one model at once
-        # could each promote against a champion the other is replacing.
-        pool=f"{spec.name}_training",
+        # One training of a model at a time through the run queue: a second would fit the same
+        # window again. Promotions are correct without it (`assets.training.gate_and_store`).
+        pool=training_pool(spec),
         deps=[
             dg.AssetDep(features_key(spec), partition_mapping=preceding_window(spec.window_days)),
             dg.AssetDep(spec.label.table, partition_mapping=preceding_window(spec.window_days)),
@@ -273,7 +278,7 @@ def model_metadata(spec: ModelSpec, trained: list[Trained]) -> dict[str, dg.Meta
         "code_version": dg.MetadataValue.text(last["code_version"]),
         "features": dg.MetadataValue.json(last["features"]),
         "params": dg.MetadataValue.json(last["params"]),
-        "models_trained": dg.MetadataValue.md(summary.to_markdown(index=False)),
+        "models_trained": dg.MetadataValue.md(markdown_table(summary)),
     } | {name: value for name, value in optional.items() if value is not None}
 
 

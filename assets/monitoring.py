@@ -15,6 +15,7 @@ import pandas as pd
 
 from assets.catalog import Catalog
 from assets.keys import predictions_key, quality_key
+from assets.metadata import markdown_table
 from assets.metrics import ROWS, evaluate
 from assets.model_spec import LABEL, ModelSpec
 from assets.partitions import run_days
@@ -138,5 +139,5 @@ def day_metadata(
         UNLABELLED_ROWS: dg.MetadataValue.int(overall[UNLABELLED_ROWS]),
         "dagster/row_count": dg.MetadataValue.int(len(day_rows)),
         SERVED_BY: dg.MetadataValue.text(", ".join(by_version[MODEL_VERSION])),
-        "by_model_version": dg.MetadataValue.md(by_version.round(4).to_markdown(index=False)),
+        "by_model_version": dg.MetadataValue.md(markdown_table(by_version.round(4))),
     }

@@ -149,12 +149,8 @@ def train_cutoff(
     window: list[date],
     labelled: pd.DataFrame,
 ) -> Trained:
-    """Train the model for cutoff `day` on the `labelled` rows of its `window` and gate it.
-
-    The candidate (`fit_candidate`) and the champion in force on `day` are both scored on the
-    window's held-out days. A passing version becomes champion from `day` on, unless it already
-    is, or a rollback withdrew it (then only a person may promote it again).
-    """
+    """Train the model for cutoff `day` on the `labelled` rows of its `window`, gate it and store
+    it (`gate_and_store`)."""
     from assets import modeling, tuning
 
     started = time.perf_counter()
@@ -167,72 +163,106 @@ def train_cutoff(
             spec, fit_rows, params, config.search_trials, config.search_seconds
         )
     candidate = fit_candidate(spec, frame, window, params)
-    metrics, holdout = candidate.metrics, candidate.holdout
     data_fingerprint = modeling.fingerprint(frame)
     version = modeling.version_id(day, data_fingerprint, spec, params)
+    record = {
+        "partition": day.isoformat(),
+        "task": str(spec.task),
+        "training_window": [window[0].isoformat(), window[-1].isoformat()],
+        "fit_window": [window[0].isoformat(), window[-1].isoformat()],
+        "gate_fit_window": [window[0].isoformat(), window[-spec.holdout_days - 1].isoformat()],
+        "holdout_window": [window[-spec.holdout_days].isoformat(), window[-1].isoformat()],
+        "fit_rows": len(frame),
+        "gate_fit_rows": candidate.gate_fit_rows,
+        "window_rows": labelled.attrs.get("window_rows", len(frame)),
+        "sampled_every": labelled.attrs.get("sampled_every", 1),
+        "data_fingerprint": data_fingerprint,
+        "features": spec.features,
+        "params": params,
+        "search_trials": trials,
+        "metrics": candidate.metrics,
+        "training_seconds": round(time.perf_counter() - started, 3),
+        "code_version": modeling.code_version(),
+        "created_at": datetime.now(UTC).isoformat(),
+    }
     limit, tolerance = config.gate(spec)
+    reference = reference_sample(spec, frame)
+    return gate_and_store(
+        spec, registry, day, version, candidate, record, limit, tolerance, reference
+    )
+
+
+def gate_and_store(
+    spec: ModelSpec,
+    registry: ModelRegistry,
+    day: date,
+    version: str,
+    candidate: Candidate,
+    record: dict,
+    limit: float,
+    tolerance: float,
+    reference: pd.DataFrame,
+) -> Trained:
+    """Store `candidate` as `version`, with `record`, its drift `reference` and the verdict of
+    the gate against the champion in force on `day`; a passing version becomes champion from
+    `day` on, unless it already is, or a rollback withdrew it (then only a person may promote it
+    again).
+
+    The promotion is appended only to the history the verdict was reached on: when another
+    promotion of the model lands in between, the champion in force is looked up again and the
+    candidate gated against it, so no version is promoted against a champion that was no longer
+    in force, however many trainings run at once.
+    """
+
+    def judge(history: list[dict]) -> tuple[GateDecision, dict, bool]:
+        """The gate's decision on `history`, the record's account of it, and whether to promote."""
+        metric = spec.gate_metric
+        champion = promotions.champion_at(history, day)
+        champion_value = None
+        if champion is not None:
+            champion_value = (
+                candidate.metrics[metric]
+                if champion["version"] == version
+                else holdout_metrics(
+                    spec,
+                    candidate.holdout,
+                    registry.load(spec.name, champion["version"], spec.trusted_types),
+                )[metric]
+            )
+        decision = decide(metric, candidate.metrics[metric], champion_value, limit, tolerance)
+        gate = {
+            "passed": decision.passed,
+            "reason": decision.reason,
+            "metric": metric,
+            "higher_is_better": spec.higher_is_better,
+            "limit": limit,
+            "tolerance": tolerance,
+            "champion_version": champion["version"] if champion else None,
+            "champion_value": champion_value,
+        }
+        promote = (
+            decision.passed
+            and (champion is None or champion["version"] != version)
+            and version not in promotions.rolled_back(history)
+        )
+        return decision, gate, promote
 
     history = registry.history(spec.name)
-    champion = promotions.champion_at(history, day)
-    champion_value = None
-    if champion is not None:
-        champion_value = (
-            metrics[spec.gate_metric]
-            if champion["version"] == version
-            else holdout_metrics(
-                spec,
-                holdout,
-                registry.load(spec.name, champion["version"], spec.trusted_types),
-            )[spec.gate_metric]
-        )
-    decision = decide(spec.gate_metric, metrics[spec.gate_metric], champion_value, limit, tolerance)
-    record = registry.save(
-        spec.name,
-        version,
-        candidate.estimator,
-        {
-            "partition": day.isoformat(),
-            "task": str(spec.task),
-            "training_window": [window[0].isoformat(), window[-1].isoformat()],
-            "fit_window": [window[0].isoformat(), window[-1].isoformat()],
-            "gate_fit_window": [
-                window[0].isoformat(),
-                window[-spec.holdout_days - 1].isoformat(),
-            ],
-            "holdout_window": [window[-spec.holdout_days].isoformat(), window[-1].isoformat()],
-            "fit_rows": len(frame),
-            "gate_fit_rows": candidate.gate_fit_rows,
-            "window_rows": labelled.attrs.get("window_rows", len(frame)),
-            "sampled_every": labelled.attrs.get("sampled_every", 1),
-            "data_fingerprint": data_fingerprint,
-            "features": spec.features,
-            "params": params,
-            "search_trials": trials,
-            "metrics": metrics,
-            "gate": {
-                "passed": decision.passed,
-                "reason": decision.reason,
-                "metric": spec.gate_metric,
-                "higher_is_better": spec.higher_is_better,
-                "limit": limit,
-                "tolerance": tolerance,
-                "champion_version": champion["version"] if champion else None,
-                "champion_value": champion_value,
-            },
-            "training_seconds": round(time.perf_counter() - started, 3),
-            "code_version": modeling.code_version(),
-            "created_at": datetime.now(UTC).isoformat(),
-        },
-        reference=reference_sample(spec, frame),
+    decision, gate, promote = judge(history)
+    stored = registry.save(
+        spec.name, version, candidate.estimator, record | {"gate": gate}, reference
     )
-    promote = (
-        decision.passed
-        and (champion is None or champion["version"] != version)
-        and version not in promotions.rolled_back(history)
-    )
-    if promote:
-        registry.promote(spec.name, version, day, action="promote", reason=decision.reason)
-    return Trained(record, decision, promote)
+    while promote:
+        try:
+            registry.promote(
+                spec.name, version, day, "promote", decision.reason, decided_on=history
+            )
+            return Trained(stored, decision, promoted=True)
+        except promotions.HistoryChanged:
+            history = registry.history(spec.name)
+            decision, gate, promote = judge(history)
+            stored = registry.write_record(spec.name, version, stored | {"gate": gate})
+    return Trained(stored, decision, promoted=False)
 
 
 def holdout_metrics(spec: ModelSpec, holdout: pd.DataFrame, estimator: Any) -> dict[str, float]:

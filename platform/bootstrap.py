@@ -9,6 +9,7 @@ without a champion. Each step is skipped when the instance already holds all of 
 so a second `make run` starts the UI at once.
 """
 
+import argparse
 import os
 import shutil
 import sys
@@ -25,6 +26,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 from assets import CATALOG, build_assets  # noqa: E402
 from assets.catalog import Catalog  # noqa: E402
 from assets.keys import features_key, model_key, served_keys  # noqa: E402
+from assets.model_pipeline import training_pool  # noqa: E402
 from resources import platform_resources, settings  # noqa: E402
 from sensors.run_tags import RANGE_END_TAG, RANGE_START_TAG  # noqa: E402
 
@@ -76,13 +78,24 @@ def names(tables) -> tuple[str, ...]:
     return tuple(t.name for t in tables)
 
 
-def prepare_instance() -> dg.DagsterInstance:
-    """A DAGSTER_HOME under the data folder, configured from platform/dagster.yaml."""
+def prepare_instance(catalog: Catalog) -> dg.DagsterInstance:
+    """A DAGSTER_HOME under the data folder, configured from platform/dagster.yaml, with its
+    storage created and the training pool of each of the catalog's models limited.
+
+    Opening an instance creates its SQLite databases and their schema, and processes doing so at
+    once race (`alembic ... more than one head`); so the instance is created here, in one
+    process, before `dagster dev` or parallel CLI runs may open it. A pool gets its default
+    limit only once the run queue has seen a run that holds it, and the queue starts that first
+    run whatever holds the pool already; limited here, the pool holds from the first run on.
+    """
     home = settings.dagster_home()
     os.environ[settings.DAGSTER_HOME_ENV] = str(home)  # DagsterInstance.get() reads it
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(__file__).with_name("dagster.yaml"), home / "dagster.yaml")
-    return dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.get()
+    for spec in catalog.models:
+        instance.event_log_storage.initialize_concurrency_limit_to_default(training_pool(spec))
+    return instance
 
 
 def already_done(instance: dg.DagsterInstance, step: Step) -> bool:
@@ -133,8 +146,19 @@ def run(instance: dg.DagsterInstance, catalog: Catalog, resources: dict) -> int:
     return 0
 
 
-def main() -> int:
-    return run(prepare_instance(), CATALOG, platform_resources())
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--instance-only",
+        action="store_true",
+        help="create the Dagster instance, its storage and its pools; materialize nothing",
+    )
+    instance = prepare_instance(CATALOG)
+    if parser.parse_args(argv).instance_only:
+        print(f"Dagster instance ready: {instance.root_directory}")
+        instance.dispose()
+        return 0
+    return run(instance, CATALOG, platform_resources())
 
 
 if __name__ == "__main__":

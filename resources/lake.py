@@ -187,8 +187,9 @@ class Lake(dg.ConfigurableResource):
                 )
         _expose(con, name, store, {key: listed[key] for key in wanted})
 
-    def row_count(self, table: str, days: Sequence[date]) -> int:
-        """Rows of the partitions `days` of `table`, from the Parquet footers (no data read)."""
+    def row_count(self, table: str, days: Sequence[date] | None = None) -> int:
+        """Rows of the partitions `days` of `table` (or of the unpartitioned table), from the
+        Parquet footers (no data read)."""
         con = duckdb.connect()
         self.register(con, "t", table, days)
         [(rows,)] = con.sql("SELECT count(*) FROM t").fetchall()

@@ -1,48 +1,85 @@
 """The champion timeline of a model: an append-only history of promotions with effective dates.
 
 Each event is one immutable JSON object `<seq>.json` (seq counts from 1) in the lake's store,
-created exclusively (a hard link locally, a conditional PUT on S3) and never rewritten, so the
-history survives crashes and races of concurrent writers on a local disk and on S3 alike. The
+created exclusively (a hard link locally, a conditional PUT on S3) and never rewritten. The
 champion at day D is the entry with the latest `effective_from` on or before D; among entries
 effective the same day, the later one (higher seq) wins. A past champion is therefore looked up
 as of D, and backfilled predictions do not change when later promotions are appended.
+
+Appending is a compare-and-swap: a writer that read N entries creates entry N+1, and only if no
+one else did first. A decision taken on the history (the quality gate's comparison with the
+champion, a rollback's choice of the version to restore) is therefore written only if the history
+is still the one it was taken on, on a local disk and on S3 alike, whatever serializes the runs.
+Readers check the history is whole: an entry missing from the sequence, or one that is not a
+whole entry, makes them refuse naming the file, because the champion of some days would
+otherwise change without a word.
 """
 
 import json
-import re
 from datetime import UTC, date, datetime
 
+from resources import records
 from resources.storage import ObjectStore
 
 ACTIONS = ("promote", "manual", "rollback")
+ENTRY_FIELDS = ("seq", "version", "effective_from", "action")
 _SEQ_DIGITS = 6
-_ENTRY = re.compile(r"^\d+\.json$")
+_RESTORE = (
+    "The history is append-only: restore the file from a backup or the bucket's object "
+    "versions. To withdraw a champion, roll it back (a new entry); never delete or edit one."
+)
+
+
+class HistoryChanged(RuntimeError):
+    """Another writer appended to the history after it was read: a decision taken on the
+    history read is stale and must be taken again on the history as it is now."""
+
+
+def entry_key(folder: str, seq: int) -> str:
+    return f"{folder}/{seq:0{_SEQ_DIGITS}d}.json"
 
 
 def read(store: ObjectStore, folder: str) -> list[dict]:
-    """Every entry under the key prefix `folder`, in the order they were appended."""
-    keys = [k for k in store.sizes(folder) if _ENTRY.fullmatch(k[len(folder) + 1 :])]
-    entries = [json.loads(content) for content in store.get_many(keys)]
-    return sorted(entries, key=lambda e: e["seq"])
+    """Every entry under the key prefix `folder`, in the order they were appended; raises
+    DamagedRegistryError naming the file when an entry is missing from the sequence or damaged."""
+    numbered = {}
+    for key in store.sizes(folder):
+        name = key[len(folder) + 1 :]
+        stem = name.removesuffix(".json")
+        if stem != name and stem.isdigit():
+            numbered[int(stem)] = key
+    gaps = sorted(set(range(1, max(numbered, default=0) + 1)) - set(numbered))
+    if gaps:
+        shown = ", ".join(store.uri(entry_key(folder, seq)) for seq in gaps[:5])
+        raise records.DamagedRegistryError(
+            f"promotion history {store.uri(folder)}: entries {gaps[:5]} are missing ({shown}); "
+            f"the champion of some days would change silently. {_RESTORE}"
+        )
+    keys = [numbered[seq] for seq in sorted(numbered)]
+    entries = []
+    for seq, key, content in zip(sorted(numbered), keys, store.get_many(keys), strict=True):
+        entry = records.parse(store, key, content, ENTRY_FIELDS, _RESTORE)
+        if entry["seq"] != seq:
+            raise records.damaged(store, key, f"says it is entry {entry['seq']!r}", _RESTORE)
+        entries.append(entry)
+    return entries
 
 
-def append(store: ObjectStore, folder: str, entry: dict) -> dict:
-    """Append `entry` (version, effective_from, action, reason, ...) with the next sequence number.
-
-    A writer that loses the race for a number retries with the next one.
-    """
+def append(store: ObjectStore, folder: str, entry: dict, decided_on: list[dict]) -> dict:
+    """Append `entry` (version, effective_from, action, reason, ...) as the entry after
+    `decided_on`, the history it was decided on; raise HistoryChanged, writing nothing, when
+    another entry was appended since."""
     if entry["action"] not in ACTIONS:
         raise ValueError(f"unknown promotion action {entry['action']!r}; expected one of {ACTIONS}")
-    while True:
-        seq = max((e["seq"] for e in read(store, folder)), default=0) + 1
-        full = {"seq": seq, **entry, "created_at": datetime.now(UTC).isoformat()}
-        try:
-            store.put_new(
-                f"{folder}/{seq:0{_SEQ_DIGITS}d}.json", json.dumps(full, indent=2).encode()
-            )
-        except FileExistsError:
-            continue
-        return full
+    seq = len(decided_on) + 1
+    full = {"seq": seq, **entry, "created_at": datetime.now(UTC).isoformat()}
+    try:
+        store.put_new(entry_key(folder, seq), json.dumps(full, indent=2).encode())
+    except FileExistsError:
+        raise HistoryChanged(
+            f"promotion history {store.uri(folder)}: entry {seq} was appended by another writer"
+        ) from None
+    return full
 
 
 def timeline_order(entries: list[dict]) -> list[dict]:

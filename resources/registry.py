@@ -4,20 +4,22 @@ Layout under the lake root (a folder or an S3 prefix): `registry/<model>/<versio
 and `record.json`, and the promotion history in `registry/<model>/promotions/` (see
 `resources.promotions`). The record is written last, so a version exists only once its artifact
 is whole. Loading checks the artifact's SHA-256 against the record and refuses a mismatch, and
-skops loads only the types in `TRUSTED_TYPES`.
+skops loads only the types in `TRUSTED_TYPES`. A record that is not whole JSON with its fields
+is refused naming the file (`resources.records`).
 """
 
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from resources import promotions
+from resources import promotions, records
 from resources.lake import Lake
+from resources.storage import ObjectStore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,6 +28,10 @@ ARTIFACT = "model.skops"
 PROMOTIONS = "promotions"
 RECORD = "record.json"
 REFERENCE = "reference.parquet"
+RECORD_FIELDS = ("model", "version", "partition", "artifact_sha256")
+_REWRITE_RECORD = (
+    "Restore it from a backup, or materialize the version's cutoff again, which writes it anew."
+)
 # Types beyond skops' defaults that our estimators contain; anything else in a file is refused.
 TRUSTED_TYPES = [
     "functools.partial",
@@ -86,22 +92,33 @@ class ModelRegistry(dg.ConfigurableResource):
             "artifact_bytes": len(artifact),
             "reference_rows": None if reference is None else len(reference),
         }
-        store.put(f"{folder}/{RECORD}", json.dumps(full, indent=2).encode())
-        return full
+        return self.write_record(model, version, full)
+
+    def write_record(self, model: str, version: str, record: dict[str, Any]) -> dict:
+        """Replace the record of `version`, whose artifact is stored (`save` writes both): the
+        gate's verdict in it changes when the gate is taken again against a new champion."""
+        self.lake.store.put(
+            f"{self._dir(model, version)}/{RECORD}", json.dumps(record, indent=2).encode()
+        )
+        return record
 
     def versions(self, model: str) -> list[dict]:
         """Every stored version's record, oldest training cutoff first."""
         base, store = self._dir(model), self.lake.store
         keys = [k for k in store.sizes(base) if _RECORD_KEY.fullmatch(k[len(base) + 1 :])]
-        records = [json.loads(content) for content in store.get_many(keys)]
-        return sorted(records, key=lambda r: (r["partition"], r["created_at"]))
+        stored = [
+            _record(store, key, key[len(base) + 1 :].split("/")[0], content)
+            for key, content in zip(keys, store.get_many(keys), strict=True)
+        ]
+        return sorted(stored, key=lambda r: (r["partition"], r.get("created_at", "")))
 
     def record(self, model: str, version: str) -> dict:
         key, store = f"{self._dir(model, version)}/{RECORD}", self.lake.store
         try:
-            return json.loads(store.get(key))
+            content = store.get(key)
         except FileNotFoundError:
             raise KeyError(f"{model}: no version {version} at {store.uri(key)}") from None
+        return _record(store, key, version, content)
 
     def reference_sample(self, model: str, version: str) -> "pd.DataFrame":
         """The sample of fitting-window features stored with `version`: what drift compares with."""
@@ -128,7 +145,7 @@ class ModelRegistry(dg.ConfigurableResource):
 
     def history(self, model: str) -> list[dict]:
         """Every promotion, manual promotion and rollback of `model`, oldest first."""
-        return promotions.read(self.lake.store, f"{self._dir(model)}/{PROMOTIONS}")
+        return promotions.read(self.lake.store, self._history_dir(model))
 
     def champion_at(self, model: str, day: date) -> dict | None:
         """The history entry naming the champion in force on `day` (None before the first one)."""
@@ -141,11 +158,16 @@ class ModelRegistry(dg.ConfigurableResource):
         effective_from: date | None = None,
         action: str = "manual",
         reason: str = "",
+        decided_on: list[dict] | None = None,
     ) -> dict:
         """Make `version` champion from `effective_from` (default: its training cutoff) on.
 
         A version never serves days before its cutoff: it was trained on the days just before it,
-        so scoring earlier days would leak their outcomes into the scores.
+        so scoring earlier days would leak their outcomes into the scores. `decided_on` is the
+        history a decision to promote was taken on (the quality gate's): if another promotion was
+        appended since, nothing is written and `promotions.HistoryChanged` is raised, so the
+        decision can be taken again. Without it (a person's promotion) the entry goes after
+        whatever the history holds.
         """
         cutoff = date.fromisoformat(self.record(model, version)["partition"])
         effective_from = effective_from or cutoff
@@ -154,7 +176,15 @@ class ModelRegistry(dg.ConfigurableResource):
                 f"{model} version {version} was trained on data up to {cutoff}; it cannot be "
                 f"champion from {effective_from}, before its cutoff"
             )
-        return self._append(model, version, effective_from, action, reason)
+        entry = {
+            "version": version,
+            "effective_from": effective_from.isoformat(),
+            "action": action,
+            "reason": reason,
+        }
+        if decided_on is None:
+            return self._append_to_latest(model, lambda _: entry)
+        return promotions.append(self.lake.store, self._history_dir(model), entry, decided_on)
 
     def rollback(self, model: str, effective_from: date | None = None, reason: str = "") -> dict:
         """Restore the previous champion in place of the current one, from `effective_from` on.
@@ -162,35 +192,41 @@ class ModelRegistry(dg.ConfigurableResource):
         The default date is the current champion's own effective date, which withdraws it
         entirely. An earlier date is refused: the current entry would still rule from its date.
         """
-        current, previous = promotions.rollback_target(self.history(model))
-        latest = date.fromisoformat(current["effective_from"])
-        effective_from = effective_from or latest
-        if effective_from < latest:
-            raise ValueError(
-                f"{model}: the current champion {current['version']} is in force from {latest}; "
-                f"a rollback effective {effective_from} would not override it. Use {latest} or later"
-            )
-        return self._append(
-            model,
-            previous["version"],
-            effective_from,
-            "rollback",
-            reason or f"rollback of {current['version']}",
-            replaces=current["version"],
-        )
 
-    def _append(
-        self, model: str, version: str, effective_from: date, action: str, reason: str, **extra
-    ) -> dict:
-        self.record(model, version)  # refuse versions that are not stored
-        entry = {
-            "version": version,
-            "effective_from": effective_from.isoformat(),
-            "action": action,
-            "reason": reason,
-            **extra,
-        }
-        return promotions.append(self.lake.store, f"{self._dir(model)}/{PROMOTIONS}", entry)
+        def entry(history: list[dict]) -> dict:
+            current, previous = promotions.rollback_target(history)
+            latest = date.fromisoformat(current["effective_from"])
+            if effective_from is not None and effective_from < latest:
+                raise ValueError(
+                    f"{model}: the current champion {current['version']} is in force from "
+                    f"{latest}; a rollback effective {effective_from} would not override it. Use "
+                    f"{latest} or later"
+                )
+            self.record(model, previous["version"])  # refuse restoring a version not stored
+            return {
+                "version": previous["version"],
+                "effective_from": (effective_from or latest).isoformat(),
+                "action": "rollback",
+                "reason": reason or f"rollback of {current['version']}",
+                "replaces": current["version"],
+            }
+
+        return self._append_to_latest(model, entry)
+
+    def _history_dir(self, model: str) -> str:
+        return f"{self._dir(model)}/{PROMOTIONS}"
+
+    def _append_to_latest(self, model: str, entry: Callable[[list[dict]], dict]) -> dict:
+        """Append the entry `entry` makes of the history as it is; when another writer appends
+        first, make it again from the history as it has become."""
+        while True:
+            history = self.history(model)
+            try:
+                return promotions.append(
+                    self.lake.store, self._history_dir(model), entry(history), history
+                )
+            except promotions.HistoryChanged:
+                continue
 
     def load(self, model: str, version: str, trusted: Sequence[str] = ()) -> Any:
         """Load a version after checking its artifact against the recorded SHA-256. Beside
@@ -208,6 +244,16 @@ class ModelRegistry(dg.ConfigurableResource):
                 f"recorded {record['artifact_sha256']}; refusing to load a modified artifact"
             )
         return skops.io.loads(artifact, trusted=[*TRUSTED_TYPES, *trusted])
+
+
+def _record(store: ObjectStore, key: str, version: str, content: bytes) -> dict:
+    """The record of `version` stored at `key`, refused naming the file when it is damaged."""
+    record = records.parse(store, key, content, RECORD_FIELDS, _REWRITE_RECORD)
+    if record["version"] != version:
+        raise records.damaged(
+            store, key, f"is the record of version {record['version']!r}", _REWRITE_RECORD
+        )
+    return record
 
 
 def _parquet(frame: "pd.DataFrame") -> bytes:

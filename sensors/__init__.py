@@ -1,11 +1,12 @@
 """Sensors and schedules built from the declarations: per dataset its replay and landing sensors,
 per model its drift and quality retrains, per dataset with models its weekly retrain; the daily
-cycle and failure alerts."""
+cycle, failure alerts, and the end of runs whose process is gone."""
 
 import dagster as dg
 
 from assets import CATALOG
 from assets.catalog import Catalog
+from sensors.dead_runs import dead_runs
 from sensors.failures import run_failure_alert
 from sensors.landing import build_landing_sensor
 from sensors.replay import build_replay_sensor
@@ -14,7 +15,7 @@ from sensors.schedules import build_daily_cycle, build_weekly_retrain
 
 
 def build_sensor_definitions(catalog: Catalog) -> dg.Definitions:
-    sensors = [run_failure_alert, build_daily_cycle()]
+    sensors = [run_failure_alert, dead_runs, build_daily_cycle()]
     for dataset in catalog.datasets:
         sensors += [build_replay_sensor(dataset), build_landing_sensor(dataset)]
     for spec in catalog.models:

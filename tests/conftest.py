@@ -1,7 +1,6 @@
 """Shared fixtures: a synthetic source, a temporary lake and data folder, a real Dagster instance."""
 
 import os
-import shutil
 import subprocess
 import sys
 import warnings
@@ -163,31 +162,44 @@ def synthetic_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bui
 
 
 def platform_env(folder: Path) -> dict[str, str]:
-    """The environment of `make run` with all state under `folder` and the test's synthetic data."""
-    home = folder / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO_ROOT / "platform" / "dagster.yaml", home / "dagster.yaml")
-    # The instance exists before runs start in parallel, as after `make run`'s bootstrap: a fresh
-    # SQLite instance created by several processes at once races on its schema migrations.
-    dg.DagsterInstance.from_config(str(home)).dispose()
+    """The environment of `make run` with all state under `folder` and the test's synthetic data,
+    and its instance created as `make instance` creates it, before runs start in parallel."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORM_")}
-    return env | {
-        "DAGSTER_HOME": str(home),
+    env |= {
+        "DAGSTER_HOME": str(folder / "dagster_home"),
         "PLATFORM_DATA_DIR": str(folder),
         "PLATFORM_SOURCE": "synthetic",
         "PLATFORM_SYNTHETIC_SEED": "7",
         "PLATFORM_SYNTHETIC_FLIGHTS_PER_DAY": str(SYNTHETIC_FLIGHTS_PER_DAY),
     }
-
-
-def start_materialize(env: dict[str, str], select: str, *partition: str) -> subprocess.Popen:
-    """`dagster asset materialize` of the code location, as a user or the daemon runs it."""
-    command = [str(DAGSTER), "asset", "materialize", "-f", "platform/definitions.py", "-d", "."]
-    return subprocess.Popen(
-        [*command, "--select", select, *partition],
+    subprocess.run(
+        [sys.executable, "platform/bootstrap.py", "--instance-only"],
         cwd=REPO_ROOT,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        check=True,
+        capture_output=True,
     )
+    return env
+
+
+def start_materialize(
+    env: dict[str, str], select: str, *partition: str, log: Path | None = None
+) -> subprocess.Popen:
+    """`dagster asset materialize` of the code location, as a user or the daemon runs it; its
+    output is piped, or written to `log` (for a run that is killed rather than read to its end)."""
+    command = [str(DAGSTER), "asset", "materialize", "-f", "platform/definitions.py", "-d", "."]
+
+    def start(output) -> subprocess.Popen:
+        return subprocess.Popen(
+            [*command, "--select", select, *partition],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    if log is None:
+        return start(subprocess.PIPE)
+    with log.open("w") as output:
+        return start(output)

@@ -1,6 +1,8 @@
 """Runs in parallel processes, as the daemon launches them: different partitions at once, a retrain
-beside a backfill, and the analysts' catalog refreshed under a reader. No run may fail on a lock."""
+beside a backfill, and the analysts' catalog refreshed under a reader. No run may fail on a lock,
+and processes opening a new instance at once never race on its schema."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 from conftest import (
+    REPO_ROOT,
     SYNTHETIC_FLIGHTS_PER_DAY,
     BuiltPipeline,
     Platform,
@@ -39,6 +42,38 @@ def assert_all_succeed(processes: list[subprocess.Popen]) -> None:
 def successful_runs(home: Path) -> int:
     with dg.DagsterInstance.from_config(str(home)) as instance:
         return len(instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS])))
+
+
+# What a CLI run does first: open the instance and each of its storages.
+OPEN_INSTANCE = """
+import dagster as dg
+with dg.DagsterInstance.get() as instance:
+    instance.get_runs(limit=1), instance.get_asset_keys(), instance.all_instigator_state()
+"""
+
+
+def test_processes_opening_an_instance_made_by_make_instance_never_race(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["PLATFORM_DATA_DIR"] = str(tmp_path)
+    made = subprocess.run(
+        ["make", "-s", "instance"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+
+    env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_INSTANCE],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    for opener in openers:
+        output = opener.communicate(timeout=SUBPROCESS_SECONDS)[0]
+        assert opener.returncode == 0, output[-3000:]
 
 
 def test_four_partitions_materialize_in_parallel_processes(tmp_path: Path):

@@ -2,6 +2,8 @@
 cannot be read fail the run naming them, and good data already stored never changes."""
 
 import shutil
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -21,6 +23,8 @@ from landing_support import (
 )
 
 from assets import CATALOG
+from assets.ingestion import raw_asset
+from resources.dataset import Dataset, RawTable
 from resources.landing import NULL_TEXTS
 from resources.sources import Sources
 
@@ -279,3 +283,187 @@ def test_duplicate_planes_are_quarantined(landing: Landing):
     assert set(rejected["reason"]) == {"duplicate key (tailnum): rows 1, 104"}
     planes = landing.platform.lake.read("raw_planes")
     assert len(planes) == 102 and rejected["tailnum"].iloc[0] not in set(planes["tailnum"])
+
+
+def test_a_header_only_register_is_refused_and_the_stored_register_kept(landing: Landing):
+    planes = landing.zone / "planes.csv"
+    planes.write_text(planes.read_text().splitlines(keepends=True)[0])
+    before = landing.stored()
+
+    result = landing.ingest(["raw_planes"], first=None)
+
+    assert not result.success
+    message = failure_messages(result)
+    assert "raw_planes: refusing to replace the register" in message, message
+    assert "planes.csv: it has no rows" in message, message
+    assert "the stored register of 103 rows is kept" in message, message
+    assert "allow_empty: true" in message, message
+    assert result.get_asset_materialization_events() == []
+    assert [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"] == []
+    stored = landing.stored()
+    for table, frame in before.items():
+        pd.testing.assert_frame_equal(stored[table], frame, obj=table)
+
+
+def test_a_register_whose_rows_are_all_rejected_is_refused(landing: Landing):
+    planes = landing.zone / "planes.csv"
+    header, *rows = planes.read_text().splitlines(keepends=True)
+    planes.write_text(header + "".join(row.replace(",", ",x", 1) for row in rows[:3]))
+    before = landing.platform.lake.read("raw_planes")
+
+    result = landing.ingest(["raw_planes"], first=None)
+
+    assert not result.success
+    message = failure_messages(result)
+    assert "all 3 delivered rows break the contract (first: row 1, year: 'x" in message, message
+    pd.testing.assert_frame_equal(landing.platform.lake.read("raw_planes"), before)
+
+
+def test_an_empty_register_replaces_the_stored_one_only_when_the_run_allows_it(landing: Landing):
+    planes = landing.zone / "planes.csv"
+    planes.write_text(planes.read_text().splitlines(keepends=True)[0])
+
+    result = landing.ingest(["raw_planes"], first=None, allow_empty=True)
+
+    assert result.success
+    assert len(landing.platform.lake.read("raw_planes")) == 0
+    evaluation = check_evaluation(result, "raw_planes")
+    assert evaluation.passed
+    assert evaluation.description == (
+        "raw_planes: the delivery had no rows; the register is now empty, as the run config "
+        "allow_empty asked"
+    )
+
+
+@dataclass
+class Shelf:
+    """A bundled delivery whose register rows the test sets."""
+
+    stores: pd.DataFrame
+
+    def rows(self, table: RawTable, first, last) -> pd.DataFrame:
+        return table.conform(self.stores)
+
+    def rows_per_day(self) -> int:
+        return len(self.stores)
+
+
+def test_any_datasets_register_is_kept_when_a_delivery_brings_no_rows(tmp_path: Path, instance):
+    stores = RawTable(
+        name="shop_stores",
+        description="The shops of a dataset declared here.",
+        columns={"store": "string", "city": "string"},
+        key=("store",),
+    )
+    shelf = Shelf(pd.DataFrame({"store": ["north", "south"], "city": ["Oslo", "Bergen"]}))
+    shop = Dataset(
+        name="shop",
+        description="A dataset with a register only.",
+        tables=(stores,),
+        first_day=date(2024, 1, 1),
+        last_day=date(2024, 12, 31),
+        replay_from=date(2024, 6, 1),
+        bundled=shelf,
+    )
+    lake = make_lake(tmp_path)
+
+    def ingest(**config) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [raw_asset(shop, stores)],
+            instance=instance,
+            resources={"sources": Sources(kind="bundled"), "lake": lake},
+            run_config={"ops": {"shop_stores": {"config": config}}},
+            raise_on_error=False,
+        )
+
+    assert ingest().success
+    shelf.stores = shelf.stores.head(0)
+    refused = ingest()
+    assert not refused.success
+    message = failure_messages(refused)
+    assert "the bundled source: it has no rows; the stored register of 2 rows is kept" in message
+    assert lake.read("shop_stores")["store"].tolist() == ["north", "south"]
+
+    assert ingest(allow_empty=True).success
+    assert len(lake.read("shop_stores")) == 0
+
+
+def _replace_row(path: Path, row: int, column: str, value: str) -> None:
+    """Set `column` of data row `row` (1 = the first after the header) in a CSV delivery."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.loc[row - 1, column] = value
+    frame.to_csv(path, index=False)
+
+
+def test_a_value_over_a_mebibyte_fails_naming_its_row_and_field(landing: Landing):
+    delivered = landing.zone / "flights" / f"{DAY}.csv"
+    _replace_row(delivered, 5, "tailnum", "N" * (1 << 20 | 1))
+    before = landing.stored()
+
+    result = landing.ingest(["raw_flights"], DAY, DAY)
+
+    assert not result.success
+    message = failure_messages(result)
+    assert (
+        f"flights/{DAY}.csv: row 5, field 'tailnum': a value of 1,048,577 bytes; a cell holds "
+        "at most 1 MiB" in message
+    ), message
+    assert "straddl" not in message and "NNNN" not in message, message
+    pd.testing.assert_frame_equal(landing.stored()["raw_flights"], before["raw_flights"])
+
+
+def test_a_value_just_under_a_mebibyte_is_read(landing: Landing):
+    _replace_row(landing.zone / "flights" / f"{DAY}.csv", 5, "tailnum", "N" * (1 << 20))
+
+    result = landing.ingest(["raw_flights"], DAY, DAY)
+
+    assert result.success
+    assert (landing.read("raw_flights", [DAYS[-1]])["tailnum"].str.len() == 1 << 20).sum() == 1
+
+
+def test_carriage_return_line_endings_are_named_as_such(landing: Landing):
+    delivered = landing.zone / "flights" / f"{DAY}.csv"
+    delivered.write_bytes(delivered.read_bytes().replace(b"\n", b"\r"))
+
+    result = landing.ingest(["raw_flights"], DAY, DAY)
+
+    assert not result.success
+    message = failure_messages(result)
+    assert f"flights/{DAY}.csv: lines end with a carriage return only" in message, message
+    assert "truncated" not in message, message
+
+
+def _as_parquet(csv_file: Path, frame: pd.DataFrame) -> Path:
+    parquet = csv_file.with_suffix(".parquet")
+    frame.to_parquet(parquet, index=False)
+    csv_file.unlink()
+    return parquet
+
+
+def test_a_parquet_list_column_where_text_is_expected_is_refused_naming_it(landing: Landing):
+    csv_file = landing.zone / "flights" / f"{DAY}.csv"
+    frame = pd.read_csv(csv_file, dtype=str, keep_default_na=False)
+    frame["tailnum"] = [[tailnum, tailnum] for tailnum in frame["tailnum"]]
+    _as_parquet(csv_file, frame)
+    before = landing.read("raw_flights")
+
+    result = landing.ingest(["raw_flights"], DAY, DAY)
+
+    assert not result.success
+    message = failure_messages(result)
+    assert f"flights/{DAY}.parquet: column 'tailnum' holds list<" in message, message
+    pd.testing.assert_frame_equal(landing.read("raw_flights"), before)
+
+
+def test_a_parquet_nan_in_a_number_column_is_missing_as_in_csv(landing: Landing):
+    from_csv = landing.read("raw_weather", [DAYS[-1]])
+    csv_file = landing.zone / "weather" / f"{DAY}.csv"
+    frame = pd.read_csv(csv_file)  # pandas reads the empty wind_gust cells as float NaN
+    assert frame["wind_gust"].isna().sum() > 0
+    _as_parquet(csv_file, frame)
+
+    result = landing.ingest(["raw_weather"], DAY, DAY)
+
+    assert result.success
+    assert check_evaluation(result, "raw_weather").metadata["rejected_rows"].value == 0
+    pd.testing.assert_frame_equal(landing.read("raw_weather", [DAYS[-1]]), from_csv)

@@ -1,10 +1,22 @@
-"""The registry: verified loading, the append-only promotion history, champions as of a date."""
+"""The registry: verified loading, the append-only promotion history, champions as of a date, and
+readers that refuse a history or record that is not whole."""
 
+import json
+import shutil
 from datetime import date
+from pathlib import Path
 
+import dagster as dg
+import pandas as pd
 import pytest
+from conftest import QUIET, BuiltPipeline, Platform, make_lake
+from landing_support import failure_messages
 
+from assets import defs as asset_defs
+from resources import models_cli
 from resources.lake import Lake
+from resources.promotions import HistoryChanged
+from resources.records import DamagedRegistryError
 from resources.registry import ArtifactIntegrityError, ModelRegistry
 
 MODEL = "flight_delay"
@@ -144,3 +156,136 @@ def test_the_default_estimators_of_both_tasks_load_as_stored(registry, task):
     np.testing.assert_array_equal(
         modeling.score(loaded, spec, rows), modeling.score(fitted, spec, rows)
     )
+
+
+def _promotions(registry: ModelRegistry) -> Path:
+    return registry.lake.root / "registry" / MODEL / "promotions"
+
+
+def test_a_promotion_decided_on_a_stale_history_is_not_written(registry, three):
+    v1, v2, v3 = three
+    registry.promote(MODEL, v1, action="promote")
+    decided_on = registry.history(MODEL)
+    registry.promote(MODEL, v2, action="promote")  # lands between the decision and its write
+
+    with pytest.raises(HistoryChanged, match="entry 2 was appended by another writer"):
+        registry.promote(MODEL, v3, action="promote", decided_on=decided_on)
+
+    assert [e["version"] for e in registry.history(MODEL)] == [v1, v2]
+    entry = registry.promote(MODEL, v3, action="promote", decided_on=registry.history(MODEL))
+    assert entry["seq"] == 3
+
+
+def test_a_deleted_history_entry_makes_every_reader_refuse_naming_it(registry, three, capsys):
+    for version in three:
+        registry.promote(MODEL, version, action="promote")
+    missing = _promotions(registry) / "000002.json"
+    missing.unlink()  # a "rollback" by hand: v1 would silently serve March again
+
+    for read in (
+        lambda: registry.history(MODEL),
+        lambda: registry.champion_at(MODEL, date(2013, 3, 15)),
+        lambda: registry.rollback(MODEL),
+        lambda: registry.promote(MODEL, three[1]),
+    ):
+        with pytest.raises(DamagedRegistryError, match=r"entries \[2\] are missing") as refused:
+            read()
+        assert str(missing) in str(refused.value)
+        assert "roll it back" in str(refused.value)
+    assert sorted(p.name for p in _promotions(registry).iterdir()) == ["000001.json", "000003.json"]
+
+    assert models_cli.main(["--model", MODEL, "history"]) == 1
+    assert str(missing) in capsys.readouterr().err
+
+
+DAMAGE = {
+    "empty": b"",
+    "truncated": b'{\n  "seq": 2,\n  "version": "2013-',
+    "not JSON": b"<html>Service Unavailable</html>",
+    "a list": b"[1, 2]",
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
+def test_a_damaged_history_entry_is_refused_naming_the_file(registry, three, damage, capsys):
+    for version in three:
+        registry.promote(MODEL, version, action="promote")
+    damaged = _promotions(registry) / "000002.json"
+    damaged.write_bytes(DAMAGE[damage])
+
+    with pytest.raises(DamagedRegistryError, match="refusing to read around it") as refused:
+        registry.champion_at(MODEL, date(2013, 3, 15))
+    assert str(damaged) in str(refused.value)
+    assert models_cli.main(["--model", MODEL, "champion"]) == 1
+    assert str(damaged) in capsys.readouterr().err
+
+
+def test_a_history_entry_that_lacks_a_field_or_names_another_seq_is_refused(registry, three):
+    registry.promote(MODEL, three[0])
+    entry = _promotions(registry) / "000001.json"
+    fields = json.loads(entry.read_bytes())
+    entry.write_text(json.dumps({k: v for k, v in fields.items() if k != "effective_from"}))
+    with pytest.raises(DamagedRegistryError, match=r"lacks the fields \['effective_from'\]"):
+        registry.history(MODEL)
+    entry.write_text(json.dumps(fields | {"seq": 7}))
+    with pytest.raises(DamagedRegistryError, match="says it is entry 7"):
+        registry.history(MODEL)
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
+def test_a_damaged_model_record_is_refused_naming_the_file(registry, three, damage, capsys):
+    record = registry.lake.root / "registry" / MODEL / three[1] / "record.json"
+    record.write_bytes(DAMAGE[damage])
+
+    for read in (
+        lambda: registry.versions(MODEL),
+        lambda: registry.record(MODEL, three[1]),
+        lambda: registry.load(MODEL, three[1]),
+        lambda: registry.promote(MODEL, three[1]),
+    ):
+        with pytest.raises(DamagedRegistryError, match="materialize the version's cutoff again"):
+            read()
+    assert models_cli.main(["--model", MODEL, "list"]) == 1
+    assert str(record) in capsys.readouterr().err
+    registry.record(MODEL, three[0])  # the other versions are whole
+
+
+def test_a_record_copied_into_another_version_is_refused(registry, three):
+    folder = registry.lake.root / "registry" / MODEL
+    (folder / three[1] / "record.json").write_bytes(
+        (folder / three[0] / "record.json").read_bytes()
+    )
+    with pytest.raises(DamagedRegistryError, match=f"is the record of version '{three[0]}'"):
+        registry.record(MODEL, three[1])
+
+
+def test_predictions_refuse_a_history_with_an_entry_deleted_and_keep_their_rows(
+    synthetic_pipeline: BuiltPipeline, tmp_path: Path, instance
+):
+    """On a real lake and instance: a champion rolled back by deleting its entry would change
+    which model scored past days; predictions fail naming the file instead, and keep their rows."""
+    shutil.copytree(synthetic_pipeline.platform.lake.root, tmp_path / "lake")
+    lake = make_lake(tmp_path)
+    registry = ModelRegistry(lake=lake)
+    [first] = registry.history(MODEL)
+    day = date.fromisoformat(first["effective_from"])
+    registry.promote(MODEL, first["version"], day, reason="re-checked")
+    registry.promote(MODEL, first["version"], day, reason="re-checked again")
+    deleted = lake.root / "registry" / MODEL / "promotions" / "000002.json"
+    deleted.unlink()
+    before = lake.read(f"{MODEL}/predictions", [day])
+
+    result = dg.materialize(
+        list(asset_defs.assets),
+        selection=[f"{MODEL}/predictions"],
+        partition_key=day.isoformat(),
+        instance=instance,
+        resources=Platform(instance, None, lake).resources,
+        run_config=QUIET,
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    message = failure_messages(result)
+    assert "entries [2] are missing" in message and str(deleted) in message, message
+    pd.testing.assert_frame_equal(lake.read(f"{MODEL}/predictions", [day]), before)

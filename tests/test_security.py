@@ -2,9 +2,12 @@
 Dagster's storage, and the UI listens on the loopback interface by default (docs/security.md)."""
 
 import os
+import re
 import shutil
 import subprocess
+import threading
 from datetime import date, datetime
+from html import unescape
 from pathlib import Path
 
 import dagster as dg
@@ -13,7 +16,9 @@ import pytest
 from conftest import QUIET, REPO_ROOT, BuiltPipeline, Platform, make_lake
 from landing_support import DAY, DAYS, failure_messages, landing_platform
 
+from assets import CATALOG
 from assets import defs as asset_defs
+from resources.landing import LandingError
 from resources.registry import ModelRegistry
 from resources.storage import check_key
 
@@ -143,6 +148,15 @@ def test_a_tampered_model_file_is_refused_and_predictions_are_kept(
     pd.testing.assert_frame_equal(lake.read("flight_delay/predictions", [day]), before)
 
 
+def stored_text(instance: dg.DagsterInstance) -> str:
+    """Everything Dagster stored about every run: the runs and all their events."""
+    stored = []
+    for record in instance.get_run_records():
+        stored.append(repr(record.dagster_run))
+        stored += [repr(entry) for entry in instance.all_logs(record.dagster_run.run_id)]
+    return "\n".join(stored)
+
+
 SECRETS = {
     "PLATFORM_SLACK_BOT_TOKEN": "xoxb-secret-token-5551212",
     "AWS_SECRET_ACCESS_KEY": "aws-secret-key-5551212",
@@ -169,11 +183,7 @@ def test_secrets_in_the_environment_never_reach_dagsters_storage(
     )
     assert not failed.success, "a failed run's error is stored too"
 
-    stored = []
-    for record in instance.get_run_records():
-        stored.append(repr(record.dagster_run))
-        stored += [repr(entry) for entry in instance.all_logs(record.dagster_run.run_id)]
-    text = "\n".join(stored)
+    text = stored_text(instance)
     assert "raw_flights" in text
     for name, value in SECRETS.items():
         assert value not in text, f"{name} reached Dagster's run or event storage"
@@ -207,3 +217,119 @@ def test_the_landing_zone_is_only_read(tmp_path: Path, instance):
     before = files()
     assert landing.ingest(["raw_flights", "raw_weather", "flight_outcomes"]).success
     assert files() == before
+
+
+WEBHOOK = "https://hooks.slack.com/services/T0000/B0000/landing-secret-5551212"
+
+
+def test_a_day_file_linking_outside_the_zone_is_refused_and_not_ingested(tmp_path: Path, instance):
+    landing = landing_platform(tmp_path, instance)
+    day_file = landing.zone / "flights" / f"{DAY}.csv"
+    elsewhere = tmp_path / "elsewhere.csv"  # a valid delivery, but not in the zone
+    day_file.rename(elsewhere)
+    day_file.symlink_to(elsewhere)
+
+    result = landing.ingest(["raw_flights"], DAY, DAY)
+
+    assert not result.success
+    message = failure_messages(result)
+    assert f"flights/{DAY}.csv: '{DAY}.csv' is a symbolic link" in message, message
+    assert not (landing.platform.lake.root / "raw_flights").exists()
+    assert f"flights/{DAY}.csv" in landing.platform.resources["sources"].landing().files()
+
+
+def test_a_folder_linking_outside_the_zone_is_refused(tmp_path: Path, instance):
+    landing = landing_platform(tmp_path, instance)
+    folder = landing.zone / "flights"
+    folder.rename(tmp_path / "flights_elsewhere")
+    folder.symlink_to(tmp_path / "flights_elsewhere", target_is_directory=True)
+
+    result = landing.ingest(["raw_flights"], DAY, DAY)
+
+    assert not result.success
+    assert "'flights' is a symbolic link or not a folder" in failure_messages(result)
+    assert not (landing.platform.lake.root / "raw_flights").exists()
+
+
+@pytest.mark.parametrize("delivered_as", ["a link to it", "a copy of it"])
+def test_a_secret_file_in_the_zone_never_reaches_errors_or_events(
+    tmp_path: Path, instance, delivered_as: str
+):
+    landing = landing_platform(tmp_path, instance)
+    secret = tmp_path / "secrets.env"
+    secret.write_text(f"{WEBHOOK}\nPLATFORM_SLACK_BOT_TOKEN=xoxb-5551212\n")
+    planes = landing.zone / "planes.csv"
+    planes.unlink()
+    if delivered_as == "a link to it":
+        planes.symlink_to(secret)
+    else:
+        shutil.copyfile(secret, planes)
+
+    result = landing.ingest(["raw_planes"], first=None)
+
+    assert not result.success
+    assert "planes.csv" in failure_messages(result)
+    text = stored_text(instance)
+    assert "planes.csv" in text
+    assert "hooks.slack.com" not in text and "5551212" not in text
+
+
+def test_a_pipe_in_the_zone_is_refused_without_waiting_for_a_writer(tmp_path: Path, instance):
+    landing = landing_platform(tmp_path, instance)
+    pipe = landing.zone / "planes.csv"
+    pipe.unlink()
+    os.mkfifo(pipe)
+    zone = landing.platform.resources["sources"].landing()
+    outcome: list = []
+    reader = threading.Thread(
+        target=lambda: outcome.append(
+            pytest.raises(LandingError, zone.landed, CATALOG.table("raw_planes"))
+        ),
+        daemon=True,
+    )
+    reader.start()
+    reader.join(timeout=30)
+    if reader.is_alive():
+        with open(pipe, "wb"):  # unblock the reader before failing
+            pass
+        pytest.fail("reading the landing zone waited on a pipe")
+    assert "not a regular file" in str(outcome[0].value)
+
+
+HOSTILE = "a|b **bold** <img src=x> [ln](http://e.x) `c` &amp;"
+
+
+def rendered_rows(markdown: str) -> list[list[str]]:
+    """The cells of a Markdown table as a CommonMark renderer with tables shows them, failing
+    when any markup other than the table's own is rendered."""
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark").enable("table").render(markdown)
+    tags = set(re.findall(r"</?([a-z]+)", html))
+    assert tags <= {"table", "thead", "tbody", "tr", "th", "td"}, html
+    return [
+        [unescape(cell) for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", html, flags=re.S)
+    ]
+
+
+def test_delivered_text_in_metadata_shows_as_text_and_never_as_markup(tmp_path: Path, instance):
+    landing = landing_platform(tmp_path, instance)
+    day_file = landing.zone / "flights" / f"{DAY}.csv"
+    frame = pd.read_csv(day_file, dtype=str, keep_default_na=False)
+    frame.loc[0, "tailnum"] = HOSTILE  # a good row: it reaches the preview
+    frame.loc[1, "carrier"] = "Z|*Z*"  # an unknown carrier: its reason quotes it
+    frame.to_csv(day_file, index=False)
+
+    result = landing.ingest(["raw_flights"], DAY, DAY, max_reject_ratio=0.5)
+
+    assert result.success
+    metadata = {}
+    for event in result.get_asset_materialization_events():
+        metadata |= event.materialization.metadata
+    preview = rendered_rows(metadata["preview"].value)
+    assert all(len(row) == len(frame.columns) for row in preview), preview
+    assert preview[1][frame.columns.get_loc("tailnum")] == HOSTILE
+    rejected = rendered_rows(metadata["rejected_preview"].value)
+    assert [len(row) for row in rejected] == [3, 3], rejected
+    assert rejected[1][2] == "carrier: 'Z|*Z*' is not a known carrier"

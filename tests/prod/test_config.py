@@ -55,6 +55,7 @@ def production_config() -> dict:
 
 
 def test_the_production_instance_runs_on_postgres_with_compute_logs_on_s3(production: Production):
+    from dagster._core.instance.config import PoolGranularity
     from dagster._core.launcher import DefaultRunLauncher
     from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
     from dagster_postgres import (
@@ -77,7 +78,8 @@ def test_the_production_instance_runs_on_postgres_with_compute_logs_on_s3(produc
         queue = concurrency.run_queue_config
         assert queue.max_concurrent_runs == 12
         assert {"key": "dagster/backfill", "limit": 8} in queue.tag_concurrency_limits
-        assert concurrency.pool_config.default_pool_limit == 1  # one training step per model
+        assert concurrency.pool_config.default_pool_limit == 1  # one training run per model
+        assert concurrency.pool_config.pool_granularity == PoolGranularity.RUN
         assert instance.run_monitoring_enabled and instance.run_retries_enabled
     finally:
         instance.dispose()
