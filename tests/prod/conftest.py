@@ -17,9 +17,11 @@ import pytest
 from prod.servers import (
     REPO_ROOT,
     PostgresCluster,
+    RedisServer,
     S3Server,
     create_database,
     start_postgres,
+    start_redis,
     start_s3_server,
 )
 
@@ -47,6 +49,14 @@ def postgres() -> Iterator[PostgresCluster]:
     cluster = start_postgres()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One Redis for the session: each module's Celery pool uses a database of its own."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
 
 
 @dataclass

@@ -1,9 +1,11 @@
-"""Throwaway servers for the production-profile tests: an S3-compatible store and PostgreSQL.
+"""Throwaway servers for the production-profile tests: an S3-compatible store, PostgreSQL and Redis.
 
-Both are real servers on 127.0.0.1 and free ports: moto's standalone S3 server (from the dev
-dependencies) and a PostgreSQL cluster created with `initdb` in a temporary folder. PostgreSQL is
-installed with apt (tests/prod/install_postgres.sh) when its binaries are missing. `initdb`
-refuses to run as root, so as root the cluster belongs to the `postgres` user (or `nobody`).
+All are real servers on 127.0.0.1 and free ports: moto's standalone S3 server (from the dev
+dependencies), a PostgreSQL cluster created with `initdb` in a temporary folder, and Debian's
+`redis-server` (the Celery pool's broker and result backend) without persistence. PostgreSQL and
+Redis are installed with apt (tests/prod/install_servers.sh) when their binaries are missing.
+`initdb` refuses to run as root, so as root the cluster belongs to the `postgres` user (or
+`nobody`).
 """
 
 import os
@@ -21,7 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
-INSTALL_POSTGRES = HERE / "install_postgres.sh"
+INSTALL_SERVERS = HERE / "install_servers.sh"
 STARTUP_SECONDS = 60
 
 
@@ -31,18 +33,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate a server, killing it when it does not stop within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @dataclass
 class S3Server:
     endpoint_url: str
     process: subprocess.Popen
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def start_s3_server(log_dir: Path) -> S3Server:
@@ -68,6 +75,57 @@ def start_s3_server(log_dir: Path) -> S3Server:
     raise RuntimeError(f"moto_server did not answer on {endpoint} within {STARTUP_SECONDS}s")
 
 
+@dataclass
+class RedisServer:
+    port: int
+    process: subprocess.Popen
+
+    def url(self, database: int = 0) -> str:
+        """A Redis URL of one of the server's numbered databases (0 to 15)."""
+        return f"redis://127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def start_redis(folder: Path) -> RedisServer:
+    """Debian's redis-server on a free port, without persistence, answering when this returns;
+    installed first when it is missing."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        subprocess.run(["bash", str(INSTALL_SERVERS)], check=True)
+        binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError(f"{INSTALL_SERVERS} ran, yet redis-server is not on PATH")
+    port = free_port()
+    log = folder / "redis.log"
+    process = subprocess.Popen(
+        [
+            binary,
+            "--bind", "127.0.0.1",
+            "--port", str(port),
+            "--dir", str(folder),
+            "--save", "",
+            "--appendonly", "no",
+            "--logfile", str(log),
+        ],
+    )  # fmt: skip
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {process.returncode}; see {log}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as connection:
+                connection.sendall(b"PING\r\n")
+                if connection.recv(16).startswith(b"+PONG"):
+                    return RedisServer(port, process)
+        except OSError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"redis-server did not answer on port {port} within {STARTUP_SECONDS}s")
+
+
 def postgres_bindir() -> Path:
     """The folder of initdb and pg_ctl, installing PostgreSQL when there is none."""
     for attempt in range(2):
@@ -80,10 +138,8 @@ def postgres_bindir() -> Path:
         if versions:
             return versions[-1].parent
         if attempt == 0:
-            subprocess.run(["bash", str(INSTALL_POSTGRES)], check=True)
-    raise RuntimeError(
-        f"{INSTALL_POSTGRES} ran, yet no initdb is on PATH or in /usr/lib/postgresql"
-    )
+            subprocess.run(["bash", str(INSTALL_SERVERS)], check=True)
+    raise RuntimeError(f"{INSTALL_SERVERS} ran, yet no initdb is on PATH or in /usr/lib/postgresql")
 
 
 @dataclass
