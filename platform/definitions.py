@@ -11,12 +11,13 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 import assets  # noqa: E402
 import resources  # noqa: E402
 import sensors  # noqa: E402
+from resources import execution  # noqa: E402
 
-# Steps share one process: they are DuckDB- and numpy-bound, so separate processes would only
-# repeat imports and source loading for every step of a run.
+# Every profile loads this file: the executor alone differs (PLATFORM_EXECUTOR: the run's own
+# process by default, the Celery worker pool, or Kubernetes pods).
 defs = dg.Definitions.merge(
     assets.defs,
     resources.defs,
     sensors.defs,
-    dg.Definitions(executor=dg.in_process_executor),
+    dg.Definitions(executor=execution.executor()),
 )

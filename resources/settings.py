@@ -39,6 +39,16 @@ DECLARATIONS_ENV = "PLATFORM_DECLARATIONS"
 SLACK_WEBHOOK_URL_ENV = "PLATFORM_SLACK_WEBHOOK_URL"
 SLACK_BOT_TOKEN_ENV = "PLATFORM_SLACK_BOT_TOKEN"
 SLACK_CHANNEL_ENV = "PLATFORM_SLACK_CHANNEL"
+# Where the steps of a run execute: in the run's own process, on the Celery worker pool, or each in
+# a Kubernetes pod of its own (resources.execution).
+EXECUTOR_ENV = "PLATFORM_EXECUTOR"
+EXECUTORS = ("in_process", "celery", "kubernetes")
+DEFAULT_EXECUTOR = "in_process"
+# The Celery pool's broker, and its result backend (the broker's URL when unset): Redis URLs.
+CELERY_BROKER_ENV = "PLATFORM_CELERY_BROKER_URL"
+CELERY_BACKEND_ENV = "PLATFORM_CELERY_BACKEND_URL"
+# Days per run of a backfill of the daily assets; unset: a whole range in one run.
+BACKFILL_DAYS_PER_RUN_ENV = "PLATFORM_BACKFILL_DAYS_PER_RUN"
 # Monitoring settings of every model (PLATFORM_<SETTING>) or of one (PLATFORM_<MODEL>_<SETTING>);
 # the names are the fields of `assets.model_spec.Monitoring`, upper-cased.
 MONITORING_PREFIX = "PLATFORM_"
@@ -152,6 +162,48 @@ def replay_seconds() -> int:
 
 def automation_seconds() -> int:
     return seconds(AUTOMATION_SECONDS_ENV, DEFAULT_AUTOMATION_SECONDS)
+
+
+def executor() -> str:
+    """How the steps of a run execute: PLATFORM_EXECUTOR, else in the run's own process."""
+    kind = _get(EXECUTOR_ENV).lower() or DEFAULT_EXECUTOR
+    if kind not in EXECUTORS:
+        raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected one of {', '.join(EXECUTORS)}")
+    return kind
+
+
+def celery_broker_variable() -> str:
+    """The variable holding the Celery broker's URL, which must be set for the Celery pool."""
+    if not _get(CELERY_BROKER_ENV):
+        raise ValueError(
+            f"{EXECUTOR_ENV}=celery needs {CELERY_BROKER_ENV}, the Redis URL of the workers' broker "
+            "(e.g. redis://redis.internal:6379/0)"
+        )
+    return CELERY_BROKER_ENV
+
+
+def celery_backend_variable() -> str:
+    """The variable holding the Celery result backend's URL: its own, else the broker's."""
+    return CELERY_BACKEND_ENV if _get(CELERY_BACKEND_ENV) else celery_broker_variable()
+
+
+def celery_url(variable: str) -> str:
+    """The value of a Celery URL variable named by the two functions above."""
+    return _get(variable)
+
+
+def backfill_days_per_run() -> int | None:
+    """Days per run of a backfill (PLATFORM_BACKFILL_DAYS_PER_RUN); None: one run per range."""
+    raw = _get(BACKFILL_DAYS_PER_RUN_ENV)
+    if not raw:
+        return None
+    try:
+        days = int(raw)
+    except ValueError:
+        raise ValueError(f"{BACKFILL_DAYS_PER_RUN_ENV}={raw!r} is not a number of days") from None
+    if days < 1:
+        raise ValueError(f"{BACKFILL_DAYS_PER_RUN_ENV}={raw!r}: at least 1 day per run")
+    return days
 
 
 def declaration_modules() -> list[str]:
