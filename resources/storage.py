@@ -13,7 +13,9 @@ Keys are relative POSIX paths such as `raw_flights/date=2013-01-01/part-0.parque
 
 The S3 client comes from dagster-aws's `S3Resource`; credentials always come from the standard AWS
 chain (environment, shared config and credentials files, web identity, container or instance
-roles), never from code or config files.
+roles), never from code or config files. A request that cannot reach S3 (after the SDK's own
+retries) raises `StoreUnreachable`, naming the endpoint and the location, so a worker cut off
+from S3 says so rather than failing on some later symptom.
 """
 
 import os
@@ -34,6 +36,10 @@ if TYPE_CHECKING:
 # size of boto3's connection pool, so no connection is opened and thrown away.
 S3_THREADS = 10
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$")
+
+
+class StoreUnreachable(ConnectionError):
+    """The S3 endpoint of a store did not answer."""
 
 
 class ObjectStore(ABC):
@@ -145,8 +151,22 @@ class S3Store(ObjectStore):
     def uri(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{self.prefix}{check_key(key) if key else ''}".rstrip("/")
 
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """Requests inside, with a network failure named as S3's."""
+        from botocore.exceptions import ConnectionError as NetworkError
+        from botocore.exceptions import HTTPClientError
+
+        try:
+            yield
+        except (NetworkError, HTTPClientError) as error:
+            raise StoreUnreachable(
+                f"S3 cannot be reached at {self.endpoint_url or 'AWS'} for {self.uri()}: {error}"
+            ) from None
+
     def put(self, key: str, content: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=content)
+        with self._reaching():
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=content)
 
     def put_many(self, objects: Mapping[str, bytes]) -> None:
         if len(objects) <= 1:
@@ -166,9 +186,10 @@ class S3Store(ObjectStore):
         from botocore.exceptions import ClientError
 
         try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=self._key(key), Body=content, IfNoneMatch="*"
-            )
+            with self._reaching():
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self._key(key), Body=content, IfNoneMatch="*"
+                )
         except ClientError as error:
             # 412: the object exists. 409: a concurrent conditional write to the same key is in
             # flight; either way another writer holds the name, and the caller picks another.
@@ -181,16 +202,18 @@ class S3Store(ObjectStore):
 
     def get(self, key: str) -> bytes:
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            with self._reaching():
+                response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+                return response["Body"].read()
         except self.client.exceptions.NoSuchKey:
             raise FileNotFoundError(f"{self.uri(key)} does not exist") from None
-        return response["Body"].read()
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            with self._reaching():
+                self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as error:
             if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
                 return False
@@ -200,11 +223,12 @@ class S3Store(ObjectStore):
     def sizes(self, prefix: str) -> dict[str, int]:
         full = self.prefix + (f"{check_key(prefix)}/" if prefix else "")
         found = {}
-        for page in self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=full
-        ):
-            for item in page.get("Contents", []):
-                found[item["Key"][len(self.prefix) :]] = item["Size"]
+        with self._reaching():
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full
+            ):
+                for item in page.get("Contents", []):
+                    found[item["Key"][len(self.prefix) :]] = item["Size"]
         return found
 
     def dataset(self, sizes: Mapping[str, int]) -> "pyarrow.dataset.Dataset":
