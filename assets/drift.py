@@ -38,7 +38,7 @@ from assets.catalog import Catalog
 from assets.keys import drift_key, features_key
 from assets.model_pipeline import champion_dep
 from assets.model_spec import ModelSpec
-from assets.partitions import run_days, window_mapping
+from assets.partitions import daily_backfill_policy, run_days, window_mapping
 from assets.scoring import champions_in_force
 from assets.tags import asset_tags
 from resources.days import days_between, row_chunks
@@ -160,7 +160,7 @@ def build_drift_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.AssetsDefin
         group_name=spec.name,
         tags=asset_tags(MONITORING, dataset=dataset.name, model=spec.name),
         partitions_def=dataset.partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=daily_backfill_policy(),
         kinds={"evidently", "parquet"},
         deps=[
             dg.AssetDep(features_key(spec), partition_mapping=window_mapping(pool - 1, True)),

@@ -26,7 +26,7 @@ from assets.metadata import (
     preview_on_newest_day,
     table_metadata,
 )
-from assets.partitions import run_days
+from assets.partitions import daily_backfill_policy, run_days
 from assets.tags import asset_tags
 from resources import contract
 from resources.contract import Validation
@@ -97,7 +97,7 @@ def raw_asset(dataset: Dataset, rules: RawTable) -> dg.AssetsDefinition:
         # Also on registers: `dagster asset materialize --partition-range` accepts only
         # single-run assets, and with it `--select 'group:<dataset>'` backfills every raw table,
         # registers included, in one run instead of two CLI invocations.
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=daily_backfill_policy() if daily else dg.BackfillPolicy.single_run(),
         kinds={"parquet"},
         check_specs=[check],
     )

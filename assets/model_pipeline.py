@@ -17,7 +17,13 @@ from assets.features import features_of_days
 from assets.keys import features_key, model_key, predictions_key
 from assets.metadata import markdown_table, preview_on_newest_day, table_metadata
 from assets.model_spec import ModelSpec, Task
-from assets.partitions import preceding_days, preceding_window, run_days, window_mapping
+from assets.partitions import (
+    daily_backfill_policy,
+    preceding_days,
+    preceding_window,
+    run_days,
+    window_mapping,
+)
 from assets.quality_gate import QUALITY_GATE
 from assets.scoring import (
     SCORE,
@@ -78,7 +84,7 @@ def features_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
         group_name=spec.name,
         tags=asset_tags(FEATURES, dataset=dataset.name, model=spec.name),
         partitions_def=dataset.partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=daily_backfill_policy(),
         kinds={"duckdb", "parquet"},
         deps=deps,
     )
@@ -113,7 +119,7 @@ def model_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
         group_name=spec.name,
         tags=asset_tags(TRAINING, dataset=dataset.name, model=spec.name),
         partitions_def=dataset.partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=daily_backfill_policy(),
         kinds={"scikit-learn"},
         # One training of a model at a time through the run queue: a second would fit the same
         # window again. Promotions are correct without it (`assets.training.gate_and_store`).
@@ -182,7 +188,7 @@ def predictions_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
         group_name=spec.name,
         tags=asset_tags(INFERENCE, dataset=dataset.name, model=spec.name),
         partitions_def=dataset.partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=daily_backfill_policy(),
         kinds={"scikit-learn", "parquet"},
         deps=[features_key(spec), champion_dep(spec)],
     )

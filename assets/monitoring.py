@@ -18,7 +18,7 @@ from assets.keys import predictions_key, quality_key
 from assets.metadata import markdown_table
 from assets.metrics import ROWS, evaluate
 from assets.model_spec import LABEL, ModelSpec
-from assets.partitions import run_days
+from assets.partitions import daily_backfill_policy, run_days
 from assets.scoring import MODEL_VERSION, SCORE, SERVED_BY
 from assets.tags import asset_tags
 from resources.days import chunked
@@ -49,7 +49,7 @@ def build_monitoring_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.Assets
         group_name=spec.name,
         tags=asset_tags(MONITORING, dataset=dataset.name, model=spec.name),
         partitions_def=dataset.partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=daily_backfill_policy(),
         kinds={"duckdb", "parquet"},
         deps=[
             predictions_key(spec),

@@ -4,7 +4,19 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from resources import settings
 from resources.days import days_between
+
+
+def daily_backfill_policy() -> dg.BackfillPolicy:
+    """How a backfill of a daily asset runs: a whole range in one run, set-wise, unless the
+    deployment splits it into runs of PLATFORM_BACKFILL_DAYS_PER_RUN days, which a pool of workers
+    executes side by side under the run queue's limits. Each day's rows do not depend on the
+    split."""
+    days = settings.backfill_days_per_run()
+    if days is None:
+        return dg.BackfillPolicy.single_run()
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=days)
 
 
 def run_days(context: dg.AssetExecutionContext) -> list[date]:
