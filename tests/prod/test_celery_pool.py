@@ -1,0 +1,196 @@
+"""The worker-pool profile: the steps of a run execute on two Celery workers, separate processes
+that share only Redis, PostgreSQL and the S3 lake, and the lake then holds what the single-process
+profile writes, row for row.
+
+The deployment's history is built in process on S3 and PostgreSQL: each dataset's registers, raw
+tables and features for the shortest window its models train on, then each model's first version
+at the end of it. The daily steps of every model of a dataset (its raw tables, the features, predictions,
+drift and quality of its models) for the cutoff and the day after then run twice: in process (the
+single-process profile, the reference), and, once those partitions are deleted, through
+`dagster asset materialize` with PLATFORM_EXECUTOR=celery, one run per dataset, both runs at once
+on the pool.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+from conftest import Platform, start_materialize, synthetic_sources
+
+from assets import CATALOG
+from assets.keys import features_key, model_key, served_keys
+from prod.conftest import Production
+from prod.servers import RedisServer
+from prod.worker_pool import Worker, pool_environment, worker_pool
+from resources.dataset import Dataset
+from resources.days import days_between
+from resources.lake import Lake
+from sensors.run_tags import RANGE_START_TAG
+
+WORKERS = ("worker-a", "worker-b")
+REDIS_DATABASE = 0
+SERVED_DAYS = 2
+WORKER_METADATA = "Celery worker"  # dagster-celery's engine event naming a step's worker
+
+
+def cutoff_of(dataset: Dataset) -> date:
+    """The earliest cutoff every model of `dataset` can be trained at: a short history to build."""
+    return dataset.first_day + timedelta(
+        days=max(m.min_window_days for m in CATALOG.models_of(dataset))
+    )
+
+
+def daily_steps(dataset: Dataset) -> list[str]:
+    """Every model's daily steps on `dataset`: its raw tables, then each model's features,
+    predictions, drift and quality (no training)."""
+    models = CATALOG.models_of(dataset)
+    keys = [features_key(m) for m in models if not m.features_from]
+    keys += [key for m in models for key in served_keys(m)]
+    return [t.name for t in dataset.daily_tables] + [k.to_user_string() for k in keys]
+
+
+def served_days(dataset: Dataset) -> list[date]:
+    first = cutoff_of(dataset)
+    return days_between(first, first + timedelta(days=SERVED_DAYS - 1))
+
+
+def partitions_of(lake: Lake, days: list[date]) -> dict[str, pd.DataFrame]:
+    """Every table of the lake holding any of `days`, with those days' rows in a stable order."""
+    wanted = {day.isoformat() for day in days}
+    tables = {}
+    for table in lake.tables():
+        held = [d for d in days if d not in lake.missing_partitions(table, days)]
+        if held and {d.isoformat() for d in held} == wanted:
+            frame = lake.read(table, held)
+            tables[table] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
+        elif held:
+            pytest.fail(f"{table} holds only {held} of {sorted(wanted)}")
+    return tables
+
+
+def delete_partitions(production: Production, lake: Lake, tables: list[str], days: list[date]):
+    keys = [lake.store._key(Lake.partition_key(t, d)) for t in tables for d in days]
+    production.s3_client().delete_objects(
+        Bucket=production.lake_bucket, Delete={"Objects": [{"Key": k} for k in keys]}
+    )
+    assert all(lake.missing_partitions(t, days) == days for t in tables)
+
+
+@dataclass
+class Served:
+    """A dataset's daily steps, in process and on the pool."""
+
+    expected: dict[str, pd.DataFrame]
+    actual: dict[str, pd.DataFrame]
+    run: dg.DagsterRun
+
+
+@pytest.fixture(scope="module")
+def pool(
+    production: Production, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[dict[str, str], list[Worker]]]:
+    environment = pool_environment(production, redis_server.url(REDIS_DATABASE))
+    with worker_pool(WORKERS, environment, tmp_path_factory.mktemp("pool")) as workers:
+        yield environment, workers
+
+
+@pytest.fixture(scope="module")
+def served(
+    production: Production, pool, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Served]:
+    """Each dataset's history and the single-process reference, then one pool run per dataset,
+    both at once."""
+    environment, _ = pool
+    instance = dg.DagsterInstance.get()  # the production instance, on PostgreSQL
+    lake = Lake()  # PLATFORM_LAKE_URI, on S3
+    platform = Platform(instance, synthetic_sources(), lake)
+    logs = tmp_path_factory.mktemp("runs")
+    expected, runs = {}, {}
+    for dataset in CATALOG.datasets:
+        cutoff, days = cutoff_of(dataset), served_days(dataset)
+        if dataset.registers:
+            platform.materialize([t.name for t in dataset.registers])
+        computed = [
+            features_key(m).to_user_string()
+            for m in CATALOG.models_of(dataset)
+            if not m.features_from
+        ]
+        history = (dataset.first_day.isoformat(), (cutoff - timedelta(days=1)).isoformat())
+        platform.materialize([t.name for t in dataset.daily_tables] + computed, *history)
+        models = [model_key(m).to_user_string() for m in CATALOG.models_of(dataset)]
+        platform.materialize(models, cutoff.isoformat())
+        span = f"{days[0]}...{days[-1]}"
+        platform.materialize(daily_steps(dataset), days[0].isoformat(), days[-1].isoformat())
+        expected[dataset.name] = partitions_of(lake, days)
+        delete_partitions(production, lake, list(expected[dataset.name]), days)
+        log = logs / f"{dataset.name}.log"
+        runs[dataset.name] = (
+            start_materialize(
+                environment, ",".join(daily_steps(dataset)), "--partition-range", span, log=log
+            ),
+            log,
+        )
+    outcome = {}
+    for dataset in CATALOG.datasets:
+        command, log = runs[dataset.name]
+        assert command.wait(timeout=900) == 0, log.read_text()[-5000:]
+        [record] = instance.get_run_records(
+            dg.RunsFilter(tags={RANGE_START_TAG: served_days(dataset)[0].isoformat()}), limit=1
+        )
+        outcome[dataset.name] = Served(
+            expected[dataset.name], partitions_of(lake, served_days(dataset)), record.dagster_run
+        )
+    return outcome
+
+
+def step_workers(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
+    """The worker each step of a run executed on, from the run's engine events."""
+    found = {}
+    for record in instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=10_000
+    ).records:
+        event = record.event_log_entry.dagster_event
+        worker = event.engine_event_data.metadata.get(WORKER_METADATA)
+        if worker is not None:
+            found[event.step_key] = worker.value
+    return found
+
+
+def test_every_step_of_each_run_executes_on_a_worker_of_the_pool_and_both_take_steps(
+    served: dict[str, Served], pool
+):
+    _, workers = pool
+    instance = dg.DagsterInstance.get()
+    nodes = {w.node for w in workers}
+    for name, outcome in served.items():
+        run = outcome.run
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags.get("dagster/partition") is None  # one run over the range
+        executed = step_workers(instance, run.run_id)
+        dataset = next(d for d in CATALOG.datasets if d.name == name)
+        steps = {k.replace("/", "__") for k in daily_steps(dataset)}
+        assert set(executed) == steps, f"{name}: steps without a Celery worker"
+        assert set(executed.values()) == nodes, f"{name}: steps per worker {executed}"
+
+
+def test_the_lake_holds_the_single_process_rows(served: dict[str, Served]):
+    for name, outcome in served.items():
+        assert set(outcome.actual) == set(outcome.expected), name
+        for table, frame in outcome.expected.items():
+            assert len(frame) > 0, table
+            pd.testing.assert_frame_equal(outcome.actual[table], frame, obj=table)
+
+
+def test_nothing_a_step_needs_is_kept_on_the_launching_machine_or_a_worker(
+    served: dict[str, Served], production: Production, pool
+):
+    _, workers = pool
+    # No step output was stored under the launcher's instance folder, nor a lake on any disk.
+    assert not (production.dagster_home / "storage").exists()
+    for worker in workers:
+        assert not (worker.folder / "data" / "lake").exists()
+    assert not (Path(production.env["PLATFORM_DATA_DIR"]) / "lake").exists()
