@@ -1,8 +1,10 @@
-"""The production recipes load and validate: instance config, ECS and Kubernetes launchers, image.
+"""The production recipes load and validate: instance config, ECS and Kubernetes launchers, the
+executors of the profiles, the image.
 
-What cannot be checked here, because dagster-k8s, helm and a Docker daemon are not available:
-the K8sRunLauncher block rendered by the chart, `helm template` itself, and building the image.
-Those are checked for structure and for agreement with the files that do load.
+What cannot be checked here, because neither helm, a Docker daemon nor a cluster is available:
+`helm template` itself, building the image, and launching Jobs. The launcher block the chart
+renders from the values is rebuilt as the chart's template writes it and loaded by dagster-k8s's
+own K8sRunLauncher; the rest is checked for structure and for agreement with the files that load.
 """
 
 import json
@@ -13,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import dagster as dg
@@ -22,11 +23,12 @@ import yaml
 
 from prod.conftest import PRODUCTION_YAML, Production
 from prod.servers import REPO_ROOT, free_port
+from resources import settings
 
 PRODUCTION = REPO_ROOT / "platform" / "production"
 ECS_LAUNCHER = PRODUCTION / "ecs" / "run_launcher.yaml"
 HELM_VALUES = PRODUCTION / "k8s" / "values.yaml"
-K8S_DEFINITIONS = PRODUCTION / "k8s" / "definitions.py"
+DEFINITIONS = REPO_ROOT / "platform" / "definitions.py"
 DOCKERFILE = PRODUCTION / "Dockerfile"
 DAGSTER = Path(sys.executable).with_name("dagster")
 # Keys of the official chart's `runLauncher.config.k8sRunLauncher` (chart 1.13 values schema).
@@ -154,15 +156,88 @@ def test_helm_values_use_the_k8s_run_launcher_and_the_production_settings(helm_v
     assert daemon["runRetries"]["maxRetries"] == production["run_retries"]["max_retries"]
 
 
-def test_helm_user_deployment_runs_the_kubernetes_code_location_of_the_image(helm_values: dict):
+def test_helm_user_deployment_serves_the_platform_code_location_with_the_kubernetes_executor(
+    helm_values: dict,
+):
     (deployment,) = helm_values["dagster-user-deployments"]["deployments"]
     args = deployment["dagsterApiGrpcArgs"]
     python_file = args[args.index("--python-file") + 1]
     working_directory = args[args.index("--working-directory") + 1]
     assert f"WORKDIR {working_directory}" in DOCKERFILE.read_text()
-    assert REPO_ROOT / Path(python_file).relative_to(working_directory) == K8S_DEFINITIONS
+    assert REPO_ROOT / Path(python_file).relative_to(working_directory) == DEFINITIONS
+    assert {"name": settings.EXECUTOR_ENV, "value": "kubernetes"} in deployment["env"]
     assert isinstance(deployment["port"], int)
     assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
+
+
+def chart_run_launcher(values: dict, kubeconfig: Path) -> dict:
+    """The K8sRunLauncher block the chart (1.13, `dagsterYaml.runLauncher.k8s`) writes into the
+    instance from `values`, for the keys the values set; outside a cluster the launcher reads
+    `kubeconfig` instead of the in-cluster configuration."""
+    given = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert given["loadInclusterConfig"] is True
+    config = {
+        "load_incluster_config": False,
+        "kubeconfig_file": str(kubeconfig),
+        "job_namespace": given.get("jobNamespace", "flightdesk"),
+        "image_pull_policy": given["imagePullPolicy"],
+        "service_account_name": values["serviceAccount"]["name"],
+        "dagster_home": {"env": "DAGSTER_HOME"},
+        "instance_config_map": {"env": "DAGSTER_K8S_INSTANCE_CONFIG_MAP"},
+        "postgres_password_secret": {"env": "DAGSTER_K8S_PG_PASSWORD_SECRET"},
+        "env_config_maps": [
+            {"env": "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP"},
+            *(m["name"] for m in given.get("envConfigMaps", [])),
+        ],
+        "env_secrets": [s["name"] for s in given.get("envSecrets", [])],
+        "env_vars": given.get("envVars", []),
+        "run_k8s_config": snake_case(given.get("runK8sConfig", {})),
+    }
+    return config
+
+
+def snake_case(value):
+    """Keys of nested mappings in snake_case, as the chart's `snakeCaseDictRecursive` writes them."""
+    if isinstance(value, dict):
+        return {re.sub(r"(?<!^)(?=[A-Z])", "_", k).lower(): snake_case(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [snake_case(item) for item in value]
+    return value
+
+
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: offline, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: offline, user: {token: unused}}]
+contexts: [{name: offline, context: {cluster: offline, user: offline}}]
+current-context: offline
+"""
+
+
+def test_the_chart_s_run_launcher_block_builds_dagster_k8s_s_launcher(
+    helm_values: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from dagster._config import process_config, resolve_to_config_type
+    from dagster_k8s import K8sRunLauncher
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+    for name, value in {
+        "DAGSTER_HOME": "/opt/dagster/dagster_home",
+        "DAGSTER_K8S_INSTANCE_CONFIG_MAP": "flightdesk-instance",
+        "DAGSTER_K8S_PG_PASSWORD_SECRET": helm_values["global"]["postgresqlSecretName"],
+        "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP": "flightdesk-pipeline-env",
+    }.items():
+        monkeypatch.setenv(name, value)
+    block = chart_run_launcher(helm_values, kubeconfig)
+    processed = process_config(resolve_to_config_type(K8sRunLauncher.config_type()), block)
+    assert processed.success, processed.errors
+    launcher = K8sRunLauncher.from_config_value(None, processed.value)
+    assert launcher.env_config_maps[1:] == ["flightdesk-env"]
+    assert launcher.env_secrets == ["flightdesk-aws"]
+    requests = launcher.run_k8s_config["container_config"]["resources"]["requests"]
+    assert requests == {"cpu": "1", "memory": "4Gi"}
 
 
 def _summary(defs: dg.Definitions) -> dict:
@@ -178,18 +253,47 @@ def _summary(defs: dg.Definitions) -> dict:
     }
 
 
-def test_the_kubernetes_code_location_matches_the_platform_but_for_the_executor(
+def _code_location(monkeypatch: pytest.MonkeyPatch, **variables: str) -> dg.Definitions:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(DEFINITIONS))["defs"]
+
+
+def test_every_profile_loads_the_same_code_location_with_its_own_executor(
     monkeypatch: pytest.MonkeyPatch,
 ):
-    # dagster-k8s is not installed here: its executor is stood in for by one with the same
-    # `max_concurrent` setting, so the rest of the file is what is checked.
-    stand_in = types.ModuleType("dagster_k8s")
-    stand_in.k8s_job_executor = dg.multiprocess_executor
-    monkeypatch.setitem(sys.modules, "dagster_k8s", stand_in)
-    kubernetes = runpy.run_path(str(K8S_DEFINITIONS))["defs"]
-    platform = runpy.run_path(str(REPO_ROOT / "platform" / "definitions.py"))["defs"]
-    assert _summary(kubernetes) == _summary(platform)
-    assert kubernetes.executor.name == dg.multiprocess_executor.name
+    from dagster_k8s import k8s_job_executor
+
+    monkeypatch.delenv(settings.EXECUTOR_ENV, raising=False)
+    local = _code_location(monkeypatch)
+    assert local.executor is dg.in_process_executor
+    kubernetes = _code_location(monkeypatch, **{settings.EXECUTOR_ENV: "kubernetes"})
+    assert kubernetes.executor.name == k8s_job_executor.name
+    assert kubernetes.executor.executor_creation_fn is k8s_job_executor.executor_creation_fn
+    celery = _code_location(
+        monkeypatch,
+        **{settings.EXECUTOR_ENV: "celery", settings.CELERY_BROKER_ENV: "redis://127.0.0.1:9/0"},
+    )
+    assert celery.executor.name == "celery"
+    for defs in (kubernetes, celery):
+        assert _summary(defs) == _summary(local)
+        job = defs.resolve_implicit_global_asset_job_def()
+        assert dg.validate_run_config(job, {}) is not None  # the executor's settings validate
+
+
+@pytest.mark.parametrize(
+    ("variables", "complaint"),
+    [
+        ({"PLATFORM_EXECUTOR": "dask"}, "PLATFORM_EXECUTOR='dask': expected one of"),
+        ({"PLATFORM_EXECUTOR": "celery"}, "needs PLATFORM_CELERY_BROKER_URL"),
+    ],
+)
+def test_an_unusable_executor_setting_is_named(
+    monkeypatch: pytest.MonkeyPatch, variables: dict, complaint: str
+):
+    monkeypatch.delenv(settings.CELERY_BROKER_ENV, raising=False)
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        _code_location(monkeypatch, **variables)
 
 
 def _accepts_connections(port: int) -> bool:
