@@ -47,8 +47,8 @@ CELERY_SETTINGS: dict[str, Any] = {
         "visibility_timeout": 12 * 3600,
     },
 }
-WATCH_SECONDS = 10.0
-PING_SECONDS = 5.0
+WATCH_SECONDS = 5.0
+PING_SECONDS = 3.0
 MISSED_PINGS = 3
 STEP_ATTEMPTS = 2
 

@@ -33,17 +33,20 @@ class StepTask(Task):
     """dagster-celery's step task, with a failure to reach the instance named as such."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from dagster_postgres.utils import DagsterPostgresException
         from sqlalchemy.exc import OperationalError
 
         try:
             return super().__call__(*args, **kwargs)
-        except OperationalError as error:
+        except (OperationalError, DagsterPostgresException) as error:
             packed = kwargs.get("execute_step_args_packed") or args[0]
             steps = ", ".join(unpack_value(packed, as_type=ExecuteStepArgs).step_keys_to_execute)
+            # dagster-postgres gives up after its retries with the driver's error as the cause.
+            cause = getattr(error, "orig", None) or error.__cause__ or error
             raise InstanceUnreachable(
                 f"Celery worker {self.request.hostname} cannot reach the Dagster instance's "
                 f"PostgreSQL database (DAGSTER_PG_HOST, DAGSTER_PG_PORT of the worker), so step "
-                f"{steps} did not run: {str(error.orig).strip()}"
+                f"{steps} did not run: {str(cause).strip()}"
             ) from None
 
 
