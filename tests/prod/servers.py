@@ -1,16 +1,20 @@
-"""Throwaway servers for the production-profile tests: an S3-compatible store, PostgreSQL and Redis.
+"""Throwaway servers for the production-profile tests and benchmarks: an S3-compatible store,
+PostgreSQL, Redis, and the Celery workers of the worker pool.
 
 All are real servers on 127.0.0.1 and free ports: moto's standalone S3 server (from the dev
 dependencies), a PostgreSQL cluster created with `initdb` in a temporary folder, and Debian's
 `redis-server` (the Celery pool's broker and result backend) without persistence. PostgreSQL and
 Redis are installed with apt (tests/prod/install_servers.sh) when their binaries are missing.
 `initdb` refuses to run as root, so as root the cluster belongs to the `postgres` user (or
-`nobody`).
+`nobody`). Celery workers start the way docs/deployment.md tells an operator, each a process
+group of its own.
 """
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +29,10 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 INSTALL_SERVERS = HERE / "install_servers.sh"
 STARTUP_SECONDS = 60
+BIN = Path(sys.executable).parent
+WORKER_APP = "resources.celery_worker"
+WORKER_READY_SECONDS = 180
+WORKER_STOP_SECONDS = 30
 
 
 def free_port() -> int:
@@ -241,3 +249,96 @@ def _user_exists(name: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+@dataclass
+class CeleryWorker:
+    name: str
+    process: subprocess.Popen
+    folder: Path
+
+    @property
+    def node(self) -> str:
+        """The worker's Celery node name, as step events name it."""
+        return f"{self.name}@{socket.gethostname()}"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "worker.log"
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its processes at once, as a lost machine would stop them."""
+        _signal_group(self.process, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            _signal_group(self.process, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=WORKER_STOP_SECONDS)
+        _signal_group(self.process, signal.SIGKILL)  # pool processes may outlive the main one
+        self.process.wait()
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)
+
+
+def start_celery_worker(
+    name: str, environment: dict[str, str], folder: Path, dagster_yaml: Path
+) -> CeleryWorker:
+    """`dagster-celery worker start -A resources.celery_worker -n <name>`, one step at a time,
+    with a DAGSTER_HOME (holding `dagster_yaml`), a data folder and a log of its own in `folder`.
+    It runs in the repository, as a worker of the image runs in the image's working directory,
+    where the code location's paths resolve alike."""
+    folder.mkdir(parents=True)
+    home = folder / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(dagster_yaml, home / "dagster.yaml")
+    env = environment | {
+        "DAGSTER_HOME": str(home),
+        "PLATFORM_DATA_DIR": str(folder / "data"),
+        # dagster-celery starts `celery` from PATH.
+        "PATH": f"{BIN}{os.pathsep}{environment.get('PATH', '')}",
+    }
+    with (folder / "worker.log").open("w") as log:
+        process = subprocess.Popen(
+            [
+                str(BIN / "dagster-celery"), "worker", "start",
+                "-A", WORKER_APP, "-n", name, "--loglevel", "INFO",
+                "--", "--concurrency=1",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    return CeleryWorker(name, process, folder)
+
+
+def wait_for_workers(workers: list[CeleryWorker], broker_url: str) -> None:
+    """Return once every worker answers a ping through the broker; raise with their logs."""
+    from celery import Celery
+
+    app = Celery(broker=broker_url)
+    deadline = time.monotonic() + WORKER_READY_SECONDS
+    waiting = {w.node: w for w in workers}
+    try:
+        while waiting and time.monotonic() < deadline:
+            for worker in waiting.values():
+                if worker.process.poll() is not None:
+                    raise RuntimeError(
+                        f"worker {worker.name} exited:\n{worker.log.read_text()[-4000:]}"
+                    )
+            for reply in app.control.ping(destination=list(waiting), timeout=2.0):
+                for node in reply:
+                    waiting.pop(node, None)
+    finally:
+        app.close()
+    if waiting:
+        logs = "\n".join(f"--- {w.name}\n{w.log.read_text()[-3000:]}" for w in waiting.values())
+        raise RuntimeError(
+            f"workers {sorted(waiting)} did not answer within {WORKER_READY_SECONDS}s:\n{logs}"
+        )

@@ -11,6 +11,7 @@ single-process profile, the reference), and, once those partitions are deleted, 
 on the pool.
 """
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -20,21 +21,28 @@ import dagster as dg
 import pandas as pd
 import pytest
 from conftest import Platform, start_materialize, synthetic_sources
+from daemon_support import Daemon
 
 from assets import CATALOG
+from assets import defs as asset_defs
 from assets.keys import features_key, model_key, served_keys
+from assets.model_pipeline import training_pool
 from prod.conftest import Production
-from prod.servers import RedisServer
-from prod.worker_pool import Worker, pool_environment, worker_pool
+from prod.servers import CeleryWorker, RedisServer
+from prod.worker_pool import pool_environment, worker_pool
+from resources import defs as resource_defs
+from resources import promotions, settings
 from resources.dataset import Dataset
 from resources.days import days_between
 from resources.lake import Lake
-from sensors.run_tags import RANGE_START_TAG
+from resources.registry import ModelRegistry
+from sensors.run_tags import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 
 WORKERS = ("worker-a", "worker-b")
 REDIS_DATABASE = 0
 SERVED_DAYS = 2
 WORKER_METADATA = "Celery worker"  # dagster-celery's engine event naming a step's worker
+FLIGHT_DELAY = CATALOG.model("flight_delay")
 
 
 def cutoff_of(dataset: Dataset) -> date:
@@ -92,7 +100,7 @@ class Served:
 @pytest.fixture(scope="module")
 def pool(
     production: Production, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[dict[str, str], list[Worker]]]:
+) -> Iterator[tuple[dict[str, str], list[CeleryWorker]]]:
     environment = pool_environment(production, redis_server.url(REDIS_DATABASE))
     with worker_pool(WORKERS, environment, tmp_path_factory.mktemp("pool")) as workers:
         yield environment, workers
@@ -194,3 +202,165 @@ def test_nothing_a_step_needs_is_kept_on_the_launching_machine_or_a_worker(
     for worker in workers:
         assert not (worker.folder / "data" / "lake").exists()
     assert not (Path(production.env["PLATFORM_DATA_DIR"]) / "lake").exists()
+
+
+# --- Fan-out: a backfill split into runs of a declared number of days, run by the daemon --------
+
+FANNED_OUT_DAYS = 3
+DAYS_PER_RUN = 1
+BACKFILL_TAG = "dagster/backfill"
+BACKFILL_SECONDS = 600
+
+
+@dataclass
+class FannedOut:
+    """Two backfills the daemon split into runs: flight_delay's features of a few days (and their
+    single-run rows), and flight_delay trained at two cutoffs."""
+
+    expected: pd.DataFrame
+    actual: pd.DataFrame
+    days: list[date]
+    features: list[dg.RunRecord]
+    trainings: list[dg.RunRecord]
+
+
+def add_backfill(instance: dg.DagsterInstance, keys: list[str], days: list[date]) -> str:
+    """An asset backfill of `keys` over `days`, as the UI's *Materialize selected* creates it."""
+    from dagster._core.execution.backfill import PartitionBackfill
+    from dagster._core.utils import make_new_backfill_id
+
+    graph = dg.Definitions.merge(asset_defs, resource_defs).resolve_asset_graph()
+    backfill = PartitionBackfill.from_asset_partitions(
+        backfill_id=make_new_backfill_id(),
+        asset_graph=graph,
+        partition_names=[d.isoformat() for d in days],
+        asset_selection=[dg.AssetKey.from_user_string(k) for k in keys],
+        backfill_timestamp=time.time(),
+        tags={},
+        dynamic_partitions_store=instance,
+        all_partitions=False,
+        title=None,
+        description=None,
+        run_config=None,
+    )
+    instance.add_backfill(backfill)
+    return backfill.backfill_id
+
+
+def backfill_ended(instance: dg.DagsterInstance, backfill_id: str) -> bool:
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    status = instance.get_backfill(backfill_id).status
+    assert status not in (BulkActionStatus.FAILED, BulkActionStatus.CANCELED), status
+    return status in (BulkActionStatus.COMPLETED, BulkActionStatus.COMPLETED_SUCCESS)
+
+
+@pytest.fixture(scope="module")
+def fanned_out(
+    production: Production, pool, served, tmp_path_factory: pytest.TempPathFactory
+) -> FannedOut:
+    """After the days served above: flight_delay's features of the next days in one in-process
+    run (the single-run reference), deleted, then backfilled by the daemon in runs of one day on
+    the pool; at the same time, flight_delay trained at the two cutoffs after its first.
+
+    Features are what a split could change: each day reads the outcomes of the week before it,
+    across the runs' boundaries. (A backfill that also selects the raw tables targets as well the
+    features of the week after the range, whose windows read it: Dagster's asset backfills follow
+    the lineage downstream.)"""
+    environment, _ = pool
+    instance = dg.DagsterInstance.get()
+    lake = Lake()
+    flights = CATALOG.dataset_of(FLIGHT_DELAY)
+    after = served_days(flights)[-1]
+    days = days_between(after + timedelta(days=1), after + timedelta(days=FANNED_OUT_DAYS))
+    features = features_key(FLIGHT_DELAY).to_user_string()
+    platform = Platform(instance, synthetic_sources(), lake)
+    raw = [t.name for t in flights.daily_tables]
+    platform.materialize([*raw, features], days[0].isoformat(), days[-1].isoformat())
+    expected = partitions_of(lake, days)[features]
+    delete_partitions(production, lake, [features], days)
+    cutoffs = days_between(cutoff_of(flights) + timedelta(days=1), after + timedelta(days=1))
+    # As an operator does once per model on a new instance: the pool holds from its first run.
+    for spec in CATALOG.models:
+        instance.event_log_storage.initialize_concurrency_limit_to_default(training_pool(spec))
+
+    daemon = Daemon(
+        environment | {settings.BACKFILL_DAYS_PER_RUN_ENV: str(DAYS_PER_RUN)},
+        tmp_path_factory.mktemp("daemon") / "daemon.log",
+    )
+    try:
+        fanned = add_backfill(instance, [features], days)
+        trainings = add_backfill(instance, [model_key(FLIGHT_DELAY).to_user_string()], cutoffs)
+        for backfill_id in (fanned, trainings):
+            daemon.wait_until(
+                lambda b=backfill_id: backfill_ended(instance, b), BACKFILL_SECONDS, "backfill"
+            )
+    finally:
+        daemon.stop()
+
+    def records(backfill_id: str) -> list[dg.RunRecord]:
+        found = instance.get_run_records(dg.RunsFilter(tags={BACKFILL_TAG: backfill_id}))
+        return sorted(found, key=lambda r: r.start_time or 0.0)
+
+    actual = partitions_of(lake, days)[features]
+    return FannedOut(expected, actual, days, records(fanned), records(trainings))
+
+
+def run_span(instance: dg.DagsterInstance, record: dg.RunRecord) -> tuple[float, float]:
+    """When a run was in progress: from its launch by the queue (its process starting) to its
+    end."""
+    [starting] = instance.get_records_for_run(
+        record.dagster_run.run_id, of_type=dg.DagsterEventType.RUN_STARTING
+    ).records
+    return starting.event_log_entry.timestamp, record.end_time
+
+
+def run_days(record: dg.RunRecord) -> list[str]:
+    """The days a run covered, from its partition tags."""
+    tags = record.dagster_run.tags
+    if PARTITION_TAG in tags:
+        return [tags[PARTITION_TAG]]
+    first, last = date.fromisoformat(tags[RANGE_START_TAG]), date.fromisoformat(tags[RANGE_END_TAG])
+    return [d.isoformat() for d in days_between(first, last)]
+
+
+def test_a_backfill_fans_out_into_concurrent_runs_of_the_declared_days_with_single_run_rows(
+    fanned_out: FannedOut, pool
+):
+    _, workers = pool
+    instance = dg.DagsterInstance.get()
+    runs = fanned_out.features
+    assert {r.dagster_run.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
+    assert all(len(run_days(r)) == DAYS_PER_RUN for r in runs)
+    assert sorted(d for r in runs for d in run_days(r)) == [d.isoformat() for d in fanned_out.days]
+    spans = sorted(run_span(instance, r) for r in runs)
+    overlapping = [(a, b) for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1]]
+    assert overlapping, f"the runs of the backfill never ran at the same time: {spans}"
+    for record in runs:
+        executed = step_workers(instance, record.dagster_run.run_id)
+        assert executed and set(executed.values()) <= {w.node for w in workers}
+    pd.testing.assert_frame_equal(fanned_out.actual, fanned_out.expected)
+
+
+def test_the_training_pool_serializes_a_model_s_runs_and_each_gate_sees_the_champion_before_it(
+    fanned_out: FannedOut,
+):
+    runs = fanned_out.trainings
+    assert len(runs) == 2
+    assert [run_days(r) for r in runs] == sorted(run_days(r) for r in runs)
+    instance = dg.DagsterInstance.get()
+    first, second = (run_span(instance, r) for r in runs)
+    assert first[1] <= second[0], f"two trainings of a model ran at once: {first}, {second}"
+    # Each cutoff was gated against the champion in force before it, as in one run over both; a
+    # run fails exactly when its blocking quality gate did.
+    registry = ModelRegistry(lake=Lake())
+    history = registry.history(FLIGHT_DELAY.name)
+    for run in runs:
+        cutoff = run_days(run)[0]
+        [record] = [r for r in registry.versions(FLIGHT_DELAY.name) if r["partition"] == cutoff]
+        before = [e for e in history if e["version"] != record["version"]]
+        champion = promotions.champion_at(before, date.fromisoformat(cutoff))
+        assert record["gate"]["champion_version"] == champion["version"]
+        passed = run.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        assert record["gate"]["passed"] is passed, run.dagster_run.status
+    assert [e["seq"] for e in history] == list(range(1, len(history) + 1))
