@@ -23,6 +23,7 @@ import dagster as dg
 from dagster._core.execution.retries import RetryMode
 from dagster_celery.config import DEFAULT_CONFIG
 from dagster_celery.core_execution_loop import core_celery_execution_loop
+from dagster_celery.defaults import broker_transport_options
 from dagster_celery.executor import CELERY_CONFIG, CeleryExecutor, _submit_task
 
 from resources import settings
@@ -36,16 +37,10 @@ CELERY_SETTINGS: dict[str, Any] = {
     "task_acks_late": True,
     # The task's STARTED state names the worker that runs it: the executor watches that worker.
     "task_track_started": True,
-    "broker_transport_options": {
-        # dagster-celery's retries of the broker connection.
-        "max_retries": 3,
-        "interval_start": 0,
-        "interval_step": 0.2,
-        "interval_max": 0.5,
-        # Redis hands a step not acknowledged within this time to another worker: it must exceed
-        # the longest step. A step whose worker died is retried by the executor long before.
-        "visibility_timeout": 12 * 3600,
-    },
+    # dagster-celery's retries of the broker connection, and the time after which Redis hands a
+    # step not acknowledged to another worker: longer than any step. A step whose worker died is
+    # submitted again by the executor long before.
+    "broker_transport_options": broker_transport_options | {"visibility_timeout": 12 * 3600},
 }
 WATCH_SECONDS = 5.0
 PING_SECONDS = 3.0
