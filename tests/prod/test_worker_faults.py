@@ -24,7 +24,6 @@ from conftest import Platform, start_materialize, synthetic_sources
 from prod.conftest import Production
 from prod.servers import CeleryWorker, PostgresCluster, RedisServer, free_port, wait_for_workers
 from prod.worker_pool import pool_environment, start_worker
-from resources.celery_pool import MISSED_PINGS, PING_SECONDS, WATCH_SECONDS
 from resources.days import days_between
 from resources.lake import Lake
 from sensors.run_tags import PARTITION_TAG, RANGE_START_TAG
@@ -37,8 +36,6 @@ FLIGHTS_PER_DAY = 250_000
 OLD_SEED, NEW_SEED = 1, 2
 RUN_SECONDS = 600
 WORKER_METADATA = "Celery worker"
-# The longest the executor takes to give up on a silent worker, with some slack.
-LOST_AFTER_SECONDS = MISSED_PINGS * (WATCH_SECONDS + PING_SECONDS) + WATCH_SECONDS
 
 
 def span(days: list[date]) -> str:
