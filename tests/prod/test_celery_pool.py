@@ -9,6 +9,10 @@ drift and quality of its models) for the cutoff and the day after then run twice
 single-process profile, the reference), and, once those partitions are deleted, through
 `dagster asset materialize` with PLATFORM_EXECUTOR=celery, one run per dataset, both runs at once
 on the pool.
+
+Then the daemon of the deployment, with PLATFORM_BACKFILL_DAYS_PER_RUN=1, fans a backfill out
+into runs of one day, concurrent on the pool, that leave the rows of one in-process run; and a
+backfill of two trainings of a model runs them one after the other (the training pool).
 """
 
 import time
