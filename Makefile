@@ -46,7 +46,8 @@ run: setup
 test: setup
 	$(BIN)/pytest --ignore=tests/e2e
 
-# Only the production profile (S3 and PostgreSQL servers started by the tests; also in `make test`).
+# Only the production profiles (S3, PostgreSQL and Redis servers and Celery workers started by the
+# tests; also in `make test`).
 test-prod: setup
 	$(BIN)/pytest tests/prod
 
