@@ -23,6 +23,7 @@ import yaml
 
 from prod.conftest import PRODUCTION_YAML, Production
 from prod.servers import REPO_ROOT, free_port
+from resources import defs as resource_defs
 from resources import settings
 
 PRODUCTION = REPO_ROOT / "platform" / "production"
@@ -240,6 +241,19 @@ def test_the_chart_s_run_launcher_block_builds_dagster_k8s_s_launcher(
     assert requests == {"cpu": "1", "memory": "4Gi"}
 
 
+@pytest.mark.parametrize(
+    ("days", "complaint"), [("month", "'month' is not a number of days"), ("0", "at least 1 day")]
+)
+def test_an_unusable_number_of_days_per_run_is_named(
+    monkeypatch: pytest.MonkeyPatch, days: str, complaint: str
+):
+    from assets import CATALOG, build_asset_definitions
+
+    monkeypatch.setenv(settings.BACKFILL_DAYS_PER_RUN_ENV, days)
+    with pytest.raises(ValueError, match=rf"PLATFORM_BACKFILL_DAYS_PER_RUN=.*{complaint}"):
+        build_asset_definitions(CATALOG)
+
+
 def _summary(defs: dg.Definitions) -> dict:
     graph = defs.resolve_asset_graph()
     repository = defs.get_repository_def()
@@ -279,6 +293,24 @@ def test_every_profile_loads_the_same_code_location_with_its_own_executor(
         assert _summary(defs) == _summary(local)
         job = defs.resolve_implicit_global_asset_job_def()
         assert dg.validate_run_config(job, {}) is not None  # the executor's settings validate
+
+
+def test_backfills_split_into_runs_of_the_declared_days_on_every_daily_asset(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from assets import CATALOG, build_asset_definitions
+
+    monkeypatch.setenv(settings.BACKFILL_DAYS_PER_RUN_ENV, "31")
+    assets = build_asset_definitions(CATALOG)
+    graph = dg.Definitions.merge(assets, resource_defs).resolve_asset_graph()
+    policies = {
+        key.to_user_string(): graph.get(key).backfill_policy
+        for key in graph.materializable_asset_keys
+    }
+    daily = {k for k in policies if graph.get(dg.AssetKey.from_user_string(k)).partitions_def}
+    assert daily and {policies[k] for k in daily} == {dg.BackfillPolicy.multi_run(31)}
+    # A register has no days to split: one run, as before.
+    assert {policies[k] for k in set(policies) - daily} == {dg.BackfillPolicy.single_run()}
 
 
 @pytest.mark.parametrize(
