@@ -8,8 +8,10 @@ import pytest
 from conftest import flight_rows, flights_frame
 
 from prod.conftest import Production
+from prod.servers import free_port
 from resources.lake import Lake
 from resources.registry import ArtifactIntegrityError, ModelRegistry
+from resources.storage import StoreUnreachable
 
 TABLE = "raw_flights"
 D1, D2, D3 = date(2013, 1, 1), date(2013, 1, 2), date(2013, 1, 3)
@@ -94,6 +96,21 @@ def test_platform_endpoint_variable_overrides_the_aws_one(
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
     lake.write_table("raw_planes", flights_frame([(D1, "AA", 1)]))
     assert len(lake.read("raw_planes")) == 1
+
+
+def test_an_unreachable_s3_endpoint_is_named_with_the_location(
+    production: Production, monkeypatch: pytest.MonkeyPatch
+):
+    nothing_listens = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("PLATFORM_S3_ENDPOINT_URL", nothing_listens)
+    lake = Lake(uri=f"s3://{production.lake_bucket}/unreachable")
+    where = (
+        rf"S3 cannot be reached at {nothing_listens} for s3://{production.lake_bucket}/unreachable"
+    )
+    with pytest.raises(StoreUnreachable, match=where):
+        lake.write_table("raw_planes", flights_frame([(D1, "AA", 1)]))
+    with pytest.raises(StoreUnreachable, match=where):
+        lake.read(TABLE, [D1])
 
 
 def _estimator():
