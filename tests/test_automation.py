@@ -11,7 +11,8 @@ import pytest
 import resources
 from assets import CATALOG
 from assets import defs as asset_defs
-from assets.keys import features_key, model_key, quality_key, served_keys
+from assets.keys import features_key, model_key, notebook_key, quality_key, served_keys
+from assets.notebook_spec import Trigger
 from resources import settings
 from resources.sources import Sources
 from sensors import defs as sensor_defs
@@ -97,8 +98,15 @@ def test_a_landed_day_runs_features_drift_predictions_and_quality_of_that_day(
 
 
 def test_a_new_champion_does_not_rewrite_past_predictions_or_drift(served_through_march: Daemon):
+    """A new version brings its own notebooks (its model card) of its cutoff, and nothing else."""
     record(served_through_march.instance, MODEL, ["2013-03-20"])
-    assert served_through_march.tick() == {}
+    spec = CATALOG.model("flight_delay")
+    per_version = [n for n in spec.notebooks if n.trigger == Trigger.VERSION]
+    assert per_version, "flight_delay ships its model card"
+    assert served_through_march.tick() == {
+        notebook_key(spec.name, n.name).to_user_string(): ["2013-03-20"] for n in per_version
+    }
+    assert served_through_march.tick() == {}, "a version's notebook is requested once"
 
 
 def test_late_outcomes_rejudge_quality_but_leave_served_features_alone(
@@ -136,6 +144,8 @@ def test_every_model_serves_daily_and_retraining_is_left_to_sensors_and_schedule
         }
         if not spec.features_from:
             expected.add(f"{spec.name}/features")
+    for owner, _, _, notebook in CATALOG.notebook_owners():
+        expected.add(notebook_key(owner, notebook.name).to_user_string())
     assert automated == expected
     assert not any(key.endswith("/model") for key in automated)
     assert daily_cycle.default_status == dg.DefaultSensorStatus.RUNNING
