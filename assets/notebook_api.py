@@ -92,7 +92,8 @@ class Reader:
 
     def labelled(self, model: str, first: Day, last: Day | None = None) -> pd.DataFrame:
         """Features joined with labels, as training reads them: rows without a label left out."""
-        return labelled_rows(self.lake, CATALOG, self.spec(model), _days(first, last))
+        spec = self.spec(model)
+        return _timestamps(labelled_rows(self.lake, CATALOG, spec, _days(first, last)), spec)
 
     def record(self, model: str, version: str) -> dict:
         """A version's record: windows, fingerprint, parameters, metrics, the gate's verdict."""
@@ -157,12 +158,18 @@ class Reader:
             else self.score(model, self.estimator(model, champion), holdout)
         )
         return GateEvidence(
-            holdout.reset_index(drop=True),
+            _timestamps(holdout.reset_index(drop=True), spec),
             estimator,
             self.score(model, estimator, holdout),
             champion,
             champion_scores,
         )
+
+
+def _timestamps(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """`frame` with its day column as the lake's tables read it (datetime64), so that rows of
+    any call of the API join on it."""
+    return frame.assign(**{spec.day_column: pd.to_datetime(frame[spec.day_column])})
 
 
 def _day(day: Day) -> date:

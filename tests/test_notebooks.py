@@ -5,7 +5,7 @@ copies stored before stay whole.
 
 On a copy of the session's synthetic lake: the shipped model card of `flight_delay` for its
 first version, and a day's notebook declared here that reads the read API and raises on the day
-it is told to."""
+it is told to, its frames joined on the day as any two of the API's are."""
 
 import dataclasses
 import json
@@ -26,6 +26,7 @@ from assets.model_pipeline import MODEL_VERSION
 from assets.model_spec import Input
 from assets.notebook_spec import Notebook, Trigger
 from assets.notebooks import NOTEBOOK, NOTEBOOK_HTML
+from datasets.flights.tables import FLIGHT_KEY
 from resources import platform_resources
 from resources.lake import Lake
 
@@ -137,7 +138,9 @@ def day_review(folder: Path, fail_on: str) -> Catalog:
                 "platform = Reader(lake_root, inputs)\n"
                 "predictions = platform.predictions(model, day)\n"
                 "outcomes = platform.input('outcomes')\n"
-                "print(f'{len(predictions)} predictions, {len(outcomes)} outcomes on {day}')"
+                "scored = predictions.merge(platform.labels(model, day))\n"
+                "print(f'{len(predictions)} predictions, {len(outcomes)} outcomes, '\n"
+                "      f'{len(scored)} labelled on {day}')"
             ),
             nbformat.v4.new_code_cell(
                 "if day == fail_on:\n    raise RuntimeError(f'review of {day} refused')"
@@ -170,7 +173,11 @@ def test_a_day_notebook_is_kept_per_partition_and_a_failing_cell_keeps_what_was_
         printed = outputs(json.loads(copy.read_text()))
         predictions = lab.lake.read(f"{MODEL}/predictions", [date.fromisoformat(day)])
         outcomes = lab.lake.read("flight_outcomes", [date.fromisoformat(day)])
-        assert printed == [f"{len(predictions)} predictions, {len(outcomes)} outcomes on {day}\n"]
+        labelled = predictions.merge(outcomes[outcomes["arr_delay"].notna()], on=list(FLIGHT_KEY))
+        assert printed == [
+            f"{len(predictions)} predictions, {len(outcomes)} outcomes, "
+            f"{len(labelled)} labelled on {day}\n"
+        ]
     kept = (folder / "date=2013-03-02" / "day_review.ipynb").read_bytes()
 
     failing = materialize(
@@ -184,7 +191,7 @@ def test_a_day_notebook_is_kept_per_partition_and_a_failing_cell_keeps_what_was_
     partial = folder / "date=2013-03-02" / "failed" / failing.run_id / "day_review.ipynb"
     assert str(partial) in message
     texts = outputs(json.loads(partial.read_text()))
-    assert texts[0].endswith("outcomes on 2013-03-02\n"), "the cells before the failure ran"
+    assert texts[0].endswith("labelled on 2013-03-02\n"), "the cells before the failure ran"
     assert texts[-1] == "RuntimeError: review of 2013-03-02 refused"
     assert partial.with_suffix(".html").is_file()
     assert (folder / "date=2013-03-02" / "day_review.ipynb").read_bytes() == kept
