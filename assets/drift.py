@@ -38,6 +38,7 @@ from assets.catalog import Catalog
 from assets.model_pipeline import champion_dep, features_key
 from assets.model_spec import ModelSpec
 from assets.partitions import run_days, window_mapping
+from assets.per_day import consecutive, lacking_inputs, merged, report_days
 from assets.scoring import champions_in_force
 from assets.tags import asset_tags
 from resources.days import days_between, row_chunks
@@ -170,38 +171,48 @@ def build_drift_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.AssetsDefin
         context: dg.AssetExecutionContext, config: DriftConfig, lake: Lake, registry: ModelRegistry
     ) -> dg.MaterializeResult:
         days = run_days(context)
-        champions = champions_in_force(registry, spec, days, table)
+        champions, unserved = champions_in_force(registry, spec, days)
+        needs = {
+            day: {spec.features_table: pooled_days(day, pool, dataset.first_day)} for day in days
+        }
+        lacking = merged(unserved, lacking_inputs(lake, needs))
+        ready = [d for d in days if d not in lacking]
         references = {
             version: Reference(spec, registry.reference_sample(spec.name, version))
-            for version in sorted(set(champions.values()))
+            for version in sorted({champions[d] for d in ready})
         }
         thresholds = config.thresholds(spec)
         metadata = {}
-        for chunk in row_chunks(days, lake.row_count(spec.features_table, days)):
-            read = days_between(max(dataset.first_day, chunk[0] - (pool - 1) * ONE_DAY), chunk[-1])
-            current = features_of(lake, spec, read)
-            by_day = split_by_day(current, spec.day_column, column_types(spec), read)
-            rows, reports = [], {}
-            for day in chunk:
-                rows_seen, today = pool_days(by_day, day, pool, column_types(spec))
-                version = champions[day]
-                columns = compare(references[version], today, thresholds)
-                rows += [
-                    {spec.day_column: day, **c.row(), "champion_version": version} for c in columns
-                ]
-                report_key = f"{table}/date={day.isoformat()}/{REPORT_FILE}"
-                reports[report_key] = render_report(spec, day, version, rows_seen, columns)
-                metadata[day] = day_metadata(
-                    columns, version, rows_seen, lake.store.uri(report_key)
-                )
-            lake.write_partitions(table, drift_table(spec, rows), spec.day_column, chunk)
-            write_reports(lake, table, reports)
+        for segment in consecutive(ready):
+            for chunk in row_chunks(segment, lake.row_count(spec.features_table, segment)):
+                read = days_between(pooled_days(chunk[0], pool, dataset.first_day)[0], chunk[-1])
+                current = features_of(lake, spec, read)
+                by_day = split_by_day(current, spec.day_column, column_types(spec), read)
+                rows, reports = [], {}
+                for day in chunk:
+                    rows_seen, today = pool_days(by_day, day, pool, column_types(spec))
+                    version = champions[day]
+                    columns = compare(references[version], today, thresholds)
+                    rows += [
+                        {spec.day_column: day, **c.row(), "champion_version": version}
+                        for c in columns
+                    ]
+                    report_key = f"{table}/date={day.isoformat()}/{REPORT_FILE}"
+                    reports[report_key] = render_report(spec, day, version, rows_seen, columns)
+                    metadata[day] = day_metadata(
+                        columns, version, rows_seen, lake.store.uri(report_key)
+                    )
+                lake.write_partitions(table, drift_table(spec, rows), spec.day_column, chunk)
+                write_reports(lake, table, reports)
         lake.refresh_warehouse()
-        for day, values in metadata.items():
-            context.add_asset_metadata(values, partition_key=day.isoformat())
-        return dg.MaterializeResult()
+        return report_days(context, metadata, lacking)
 
     return [feature_drift]
+
+
+def pooled_days(day: date, pool: int, first_day: date) -> list[date]:
+    """The days whose features the drift of `day` reads: it and the `pool - 1` before it."""
+    return days_between(max(first_day, day - (pool - 1) * ONE_DAY), day)
 
 
 def pool_days(

@@ -17,8 +17,9 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from assets.metadata import preview_metadata, preview_on_newest_day, table_metadata
+from assets.metadata import preview_metadata, rows_metadata, with_preview
 from assets.partitions import run_days
+from assets.per_day import report_days
 from assets.tags import asset_tags
 from resources import contract
 from resources.contract import Validation
@@ -94,25 +95,26 @@ def raw_asset(dataset: Dataset, rules: RawTable) -> dg.AssetsDefinition:
             quarantine(lake, rules, checked.rejected, None)
             lake.write_table(rules.name, checked.good)
             metadata = {"dagster/row_count": dg.MetadataValue.int(checked.good.num_rows)}
-            metadata |= preview_metadata(checked.good)
+            metadata |= preview_metadata(checked.good) | day_intake(rules, intake, None)
         else:
-            rows: dict[date, int] = {}
+            per_day = {}
             for chunk in sources.delivery_chunks(dataset, days):
                 landed, checked = ingest(sources, dataset, rules, chunk[0], chunk[-1])
                 intake.add(rules, landed, checked)
                 quarantine(lake, rules, checked.rejected, chunk)
                 written = lake.write_partitions(rules.name, checked.good, rules.day_column, chunk)
-                rows |= written
-            metadata = table_metadata(rows)
-            preview_on_newest_day(context, checked.good, written)
+                per_day |= {
+                    day: values | day_intake(rules, intake, day)
+                    for day, values in rows_metadata(written).items()
+                }
+            per_day = with_preview(per_day, checked.good, rules.day_column)
         lake.refresh_warehouse()
         result = reject_ratio_result(rules, intake, days, config.max_reject_ratio)
         if intake.rejected_rows:
             context.log.warning(result.description)
-        return dg.MaterializeResult(
-            metadata=metadata | delivery_metadata(rules, intake),
-            check_results=[result],
-        )
+        if days is None:
+            return dg.MaterializeResult(metadata=metadata, check_results=[result])
+        return report_days(context, per_day, {}, [result])
 
     return _raw
 
@@ -197,7 +199,7 @@ def reject_ratio_result(
     )
     if over:
         summary += f"; over the limit: {describe_days(over)}"
-    metadata = {
+    metadata = delivery_metadata(rules, intake) | {
         "reject_ratio": dg.MetadataValue.float(bad / total if total else 0.0),
         "worst_reject_ratio": dg.MetadataValue.float(ratios[worst]),
         "max_reject_ratio": dg.MetadataValue.float(limit),
@@ -218,8 +220,17 @@ def reject_ratio_result(
     )
 
 
+def day_intake(rules: RawTable, intake: Intake, day: date | None) -> dict[str, dg.MetadataValue]:
+    """What the contract rejected of one day's delivery (of the whole register when None)."""
+    return {
+        "rejected_rows": dg.MetadataValue.int(intake.rejected[day]),
+        "quarantine": dg.MetadataValue.text(rules.rejected_table),
+    }
+
+
 def delivery_metadata(rules: RawTable, intake: Intake) -> dict[str, dg.MetadataValue]:
-    """Where the rows came from and what the contract rejected, for the materialization."""
+    """Where the rows of a run came from and what the contract rejected, for its check: each
+    day's materialization says what that day holds, the check what the whole delivery was."""
     metadata = {
         "rejected_rows": dg.MetadataValue.int(intake.rejected_rows),
         "quarantine": dg.MetadataValue.text(rules.rejected_table),

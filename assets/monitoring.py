@@ -18,6 +18,7 @@ from assets.metrics import ROWS, evaluate
 from assets.model_pipeline import predictions_key
 from assets.model_spec import LABEL, ModelSpec
 from assets.partitions import run_days
+from assets.per_day import consecutive, lacking_inputs, report_days
 from assets.scoring import MODEL_VERSION, SCORE
 from assets.tags import asset_tags
 from resources.days import chunked
@@ -58,23 +59,25 @@ def build_monitoring_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.Assets
         ],
     )
     def prediction_quality(context: dg.AssetExecutionContext, lake: Lake) -> dg.MaterializeResult:
+        days = run_days(context)
+        table = predictions_key(spec).to_user_string()
+        lacking = lacking_inputs(lake, {d: {table: [d], spec.label.table: [d]} for d in days})
         metadata = {}
-        for days in chunked(run_days(context)):
-            scored = scored_labels(lake, spec, days)
-            by_day = dict(iter(scored.groupby(spec.day_column, sort=True)))
-            empty = scored.iloc[0:0]
-            rows = []
-            for day in days:
-                day_rows = quality_rows(spec, day, by_day.get(day, empty))
-                rows += day_rows
-                metadata[day] = day_metadata(spec, by_day.get(day, empty), day_rows)
-            lake.write_partitions(
-                quality_key.to_user_string(), quality_frame(spec, rows), spec.day_column, days
-            )
+        for ready in consecutive([d for d in days if d not in lacking]):
+            for chunk in chunked(ready):
+                scored = scored_labels(lake, spec, chunk)
+                by_day = dict(iter(scored.groupby(spec.day_column, sort=True)))
+                empty = scored.iloc[0:0]
+                rows = []
+                for day in chunk:
+                    day_rows = quality_rows(spec, day, by_day.get(day, empty))
+                    rows += day_rows
+                    metadata[day] = day_metadata(spec, by_day.get(day, empty), day_rows)
+                lake.write_partitions(
+                    quality_key.to_user_string(), quality_frame(spec, rows), spec.day_column, chunk
+                )
         lake.refresh_warehouse()
-        for day, values in metadata.items():
-            context.add_asset_metadata(values, partition_key=day.isoformat())
-        return dg.MaterializeResult()
+        return report_days(context, metadata, lacking)
 
     return [prediction_quality]
 

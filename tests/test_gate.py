@@ -192,12 +192,18 @@ def test_rollback_restores_the_previous_champion_from_its_effective_date(story):
 
 def test_a_range_run_gates_each_cutoff_against_the_champion_the_previous_left(story):
     registry = story.platform.resources["registry"]
-    # A range run's materializations share one metadata set (the newest cutoff's), so each
-    # cutoff's own record is read from the registry.
     first_record, second_record = (
         next(r for r in registry.versions(MODEL) if r["partition"] == day)
         for day in ("2013-03-05", "2013-03-06")
     )
+    recorded = {
+        e.partition: e.materialization.metadata["version"].value
+        for e in story.ranged.get_asset_materialization_events()
+    }
+    assert recorded == {
+        "2013-03-05": first_record["version"],
+        "2013-03-06": second_record["version"],
+    }, "each cutoff's materialization names its own version"
     first = first_record["version"]
     assert first_record["gate"]["champion_version"] == _version(story.weak)
     assert registry.champion_at(MODEL, date(2013, 3, 5))["version"] == first
