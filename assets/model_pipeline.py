@@ -324,14 +324,28 @@ def model_metadata(spec: ModelSpec, trained: Trained) -> dict[str, dg.MetadataVa
 
 def gate_result(spec: ModelSpec, trained: list[Trained]) -> dg.AssetCheckResult:
     """One check result per run: Dagster records check results per run, not per partition, so a
-    range run passes only when every cutoff in it passed."""
+    range run passes only when every cutoff in it passed.
+
+    A rejected candidate is a warning while a champion keeps serving in its place (the model is
+    not broken, the champion simply stays), and an error, which blocks what follows in the run,
+    when no champion serves from its cutoff."""
     failed = [t for t in trained if not t.decision.passed]
     last = (failed or trained)[-1]
     gate = last.record["gate"]
+    unserved = [t for t in failed if t.record["gate"]["champion_version"] is None]
+    description = last.decision.reason
+    if failed:
+        champion = gate["champion_version"]
+        description += (
+            f"; {last.record['version']} is not promoted and {champion} keeps serving"
+            if champion
+            else f"; no {spec.name} champion serves from {last.record['partition']}"
+        )
     return dg.AssetCheckResult(
         check_name=QUALITY_GATE,
         passed=not failed,
-        description=last.decision.reason,
+        severity=dg.AssetCheckSeverity.ERROR if unserved else dg.AssetCheckSeverity.WARN,
+        description=description,
         metadata={
             "gate_metric": spec.gate_metric,
             "candidate_version": last.record["version"],

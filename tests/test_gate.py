@@ -135,11 +135,18 @@ def test_a_better_candidate_is_promoted_from_its_cutoff(story):
     assert set(served[served.index >= pd.Timestamp("2013-02-20")]) == {_version(story.better)}
 
 
-def test_a_worse_candidate_fails_the_blocking_gate_and_the_champion_keeps_serving(story):
+def test_a_worse_candidate_is_rejected_with_a_warning_while_the_champion_keeps_serving(story):
     gate = _gate(story.worse)
     assert not gate.passed and gate.blocking
+    assert gate.severity == dg.AssetCheckSeverity.WARN
+    champion = _version(story.better)
     assert "worse than the champion" in gate.description
-    assert not story.worse.success  # Dagster fails the step after recording the materialization
+    assert f"{champion} keeps serving" in gate.description
+    assert story.worse.success, "a rejected candidate is not a failed run: the champion serves"
+    (event,) = story.worse.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert not metadata["gate_passed"].value and not metadata["promoted"].value
+    assert metadata["serving_version"].value == champion
     worse = _version(story.worse)
     record = story.platform.resources["registry"].record(MODEL, worse)
     assert record["gate"]["passed"] is False
