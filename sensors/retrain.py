@@ -36,9 +36,22 @@ from assets.metrics import METRICS
 from assets.model_pipeline import MODEL_VERSION, holdout_key, model_key
 from assets.model_spec import ModelSpec, Monitoring
 from assets.monitoring import SERVED_BY
+from assets.partitions import preceding_days
 from assets.quality_gate import QUALITY_GATE
+from resources.dataset import Dataset
+from resources.days import describe_days
 from sensors.replay import UNFINISHED
-from sensors.run_tags import PARTITION_TAG, RANGE_END_TAG, REASON_TAG, TRIGGER_TAG
+from sensors.run_tags import (
+    PARTITION_TAG,
+    RANGE_END_TAG,
+    REASON_TAG,
+    RETRAIN_TRIGGERS,
+    TRIGGER_TAG,
+    Trigger,
+)
+
+# Failed retrains read per tick to find the model's newest: enough for every model's recent ones.
+FAILED_RUNS_READ = 50
 
 
 def drift_sensor_name(model: str) -> str:
@@ -50,9 +63,9 @@ def quality_sensor_name(model: str) -> str:
 
 
 def drift_tick(
-    instance: dg.DagsterInstance, spec: ModelSpec, settings: Monitoring, last_day: date
+    instance: dg.DagsterInstance, spec: ModelSpec, settings: Monitoring, dataset: Dataset
 ) -> dg.SensorResult | dg.SkipReason:
-    """One evaluation of the drift sensor of `spec`; `last_day` ends its dataset's calendar."""
+    """One evaluation of the drift sensor of `spec`, which follows `dataset`'s calendar."""
     key = dg.AssetKey([spec.name, "feature_drift"])
     latest = latest_partition(instance, key)
     if latest is None:
@@ -78,13 +91,13 @@ def drift_tick(
         f"drift share above {settings.drift_threshold} on the last {settings.drift_days} days "
         f"({described}) against champion {', '.join(champions)}"
     )
-    return retrain_request(instance, spec, latest, "drift", reason, settings, last_day)
+    return retrain_request(instance, spec, latest, Trigger.DRIFT, reason, settings, dataset)
 
 
 def quality_tick(
-    instance: dg.DagsterInstance, spec: ModelSpec, settings: Monitoring, last_day: date
+    instance: dg.DagsterInstance, spec: ModelSpec, settings: Monitoring, dataset: Dataset
 ) -> dg.SensorResult | dg.SkipReason:
-    """One evaluation of the quality sensor of `spec`; `last_day` ends its dataset's calendar."""
+    """One evaluation of the quality sensor of `spec`, which follows `dataset`'s calendar."""
     key = dg.AssetKey([spec.name, "prediction_quality"])
     metric = METRICS[spec.gate_metric]
     latest = latest_partition(instance, key)
@@ -123,7 +136,7 @@ def quality_tick(
     else:
         unknown = "" if validation is not None else "; the champion's holdout value is not recorded"
         return dg.SkipReason(f"{window} is healthy: limit {limit}, margin {margin}{unknown}")
-    return retrain_request(instance, spec, latest, "quality", reason, settings, last_day)
+    return retrain_request(instance, spec, latest, Trigger.QUALITY, reason, settings, dataset)
 
 
 def retrain_request(
@@ -133,20 +146,34 @@ def retrain_request(
     trigger: str,
     reason: str,
     settings: Monitoring,
-    last_day: date,
+    dataset: Dataset,
 ) -> dg.SensorResult | dg.SkipReason:
-    """A retrain of `spec` for the day after `judged`, unless within the cooldown."""
+    """A retrain of `spec` for the day after `judged`, unless its training window is incomplete,
+    or a retrain is within the cooldown, or one failed within it (the sensors back off)."""
     cutoff = judged + timedelta(days=1)
-    if cutoff > last_day:
-        return dg.SkipReason(f"{reason}, but the partitions end on {last_day}: nothing to train")
+    if cutoff > dataset.last_day:
+        return dg.SkipReason(
+            f"{reason}, but the partitions end on {dataset.last_day}: nothing to train"
+        )
+    incomplete = incomplete_window(instance, spec, dataset.first_day, cutoff)
+    if incomplete:
+        return dg.SkipReason(f"{reason}, but the training window of cutoff {cutoff} {incomplete}")
     key = model_key(spec)
-    last = newest_cutoff(instance, key)
     cooldown = settings.retrain_cooldown_days
+    last = newest_cutoff(instance, key)
     if last is not None and (cutoff - last).days < cooldown:
         return dg.SkipReason(
             f"{reason}, but the newest {key.to_user_string()} cutoff is {last}: within "
             f"the cooldown of {cooldown} days, the next retrain can be for "
             f"{last + timedelta(days=cooldown)} or later"
+        )
+    failed = newest_failed_retrain(instance, key)
+    if failed is not None and (cutoff - failed[0]).days < cooldown:
+        failed_cutoff, run_id = failed
+        return dg.SkipReason(
+            f"{reason}, but the retrain for cutoff {failed_cutoff} failed (run {run_id}, whose "
+            f"failure alert says why): backing off for the cooldown of {cooldown} days, the "
+            f"next retrain can be for {failed_cutoff + timedelta(days=cooldown)} or later"
         )
     return dg.SensorResult(
         run_requests=[
@@ -159,6 +186,26 @@ def retrain_request(
             )
         ]
     )
+
+
+def incomplete_window(
+    instance: dg.DagsterInstance, spec: ModelSpec, first_day: date, cutoff: date
+) -> str | None:
+    """What the training window of `cutoff` lacks in the instance, or None when it is whole:
+    a retrain that would fail for lack of data is not requested."""
+    window = preceding_days(cutoff, spec.window_days, first_day)
+    if len(window) < spec.min_window_days:
+        return (
+            f"has {len(window)} days since {first_day}, fewer than the {spec.min_window_days} "
+            "a model needs"
+        )
+    gaps = []
+    for table in (spec.features_table, spec.label.table):
+        done = instance.get_materialized_partitions(dg.AssetKey.from_user_string(table))
+        missing = [day for day in window if day.isoformat() not in done]
+        if missing:
+            gaps.append(f"{table} {describe_days(missing)}")
+    return f"lacks {'; '.join(gaps)}" if gaps else None
 
 
 def latest_partition(instance: dg.DagsterInstance, key: dg.AssetKey) -> date | None:
@@ -206,6 +253,25 @@ def newest_cutoff(instance: dg.DagsterInstance, model_key: dg.AssetKey) -> date 
     return max(cutoffs, default=None)
 
 
+def newest_failed_retrain(
+    instance: dg.DagsterInstance, model_key: dg.AssetKey
+) -> tuple[date, str] | None:
+    """The cutoff and run id of the newest retrain of the model that a sensor or schedule
+    requested and that failed, if any."""
+    failed = instance.get_run_records(
+        dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.FAILURE], tags={TRIGGER_TAG: list(RETRAIN_TRIGGERS)}
+        ),
+        limit=FAILED_RUNS_READ,
+    )
+    for record in failed:  # newest first
+        run = record.dagster_run
+        partition = run.tags.get(PARTITION_TAG) or run.tags.get(RANGE_END_TAG)
+        if partition and run.asset_selection and model_key in run.asset_selection:
+            return date.fromisoformat(partition), run.run_id
+    return None
+
+
 def holdout_value(instance: dg.DagsterInstance, spec: ModelSpec, version: str) -> float | None:
     """The holdout value of the gate metric recorded when `version` was trained, from the
     metadata of a model materialization of its cutoff that names it; None when none does (a
@@ -234,7 +300,7 @@ def build_retrain_sensors(catalog: Catalog, spec: ModelSpec) -> list[dg.SensorDe
     """The drift and quality sensors of one model, with its monitoring settings as the
     environment leaves them."""
     settings = spec.monitoring.with_environment(spec.name)
-    last_day = catalog.dataset_of(spec).last_day
+    dataset = catalog.dataset_of(spec)
     key = model_key(spec)
     metric = METRICS[spec.gate_metric]
     worse = "below" if metric.higher_is_better else "above"
@@ -253,7 +319,7 @@ def build_retrain_sensors(catalog: Catalog, spec: ModelSpec) -> list[dg.SensorDe
             ),
         )
         def evaluate(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-            result = tick(context.instance, spec, settings, last_day)
+            result = tick(context.instance, spec, settings, dataset)
             if isinstance(result, dg.SensorResult):
                 for request in result.run_requests or []:
                     context.log.info(f"requesting {request.run_key}: {request.tags[REASON_TAG]}")

@@ -19,8 +19,6 @@ from sensors.schedules import DAILY_CYCLE_SENSOR, weekly_retrain_name
 
 RAW = ["raw_flights", "raw_weather", "flight_outcomes"]
 FEATURES, MODEL = "flight_delay/features", "flight_delay/model"
-PREDICTIONS, QUALITY = "flight_delay/predictions", "flight_delay/prediction_quality"
-DRIFT = "flight_delay/feature_drift"
 LOCATION = dg.Definitions.merge(asset_defs, resources.defs)
 FLIGHTS = CATALOG.tables["raw_flights"][0]
 BUNDLED = Sources(kind="bundled")
@@ -29,9 +27,14 @@ SENSORS = {sensor.name: sensor for sensor in sensor_defs.sensors}
 SCHEDULES = {schedule.name: schedule for schedule in sensor_defs.schedules}
 daily_cycle = SENSORS[DAILY_CYCLE_SENSOR]
 weekly_retrain = SCHEDULES[weekly_retrain_name(FLIGHTS)]
-ASSET_KEYS = {key.to_user_string() for key in LOCATION.resolve_asset_graph().get_all_asset_keys()}
-# The drift report joins the daily cycle of each model when its asset is defined.
-SERVED_DAILY = [key for key in (FEATURES, DRIFT, PREDICTIONS, QUALITY) if key in ASSET_KEYS]
+FLIGHT_MODELS = CATALOG.models_of(FLIGHTS)
+# What each day of the flights brings: their features, and every flights model's serving.
+QUALITIES = [f"{m.name}/prediction_quality" for m in FLIGHT_MODELS]
+SERVED_DAILY = [
+    FEATURES,
+    *QUALITIES,
+    *(f"{m.name}/{a}" for m in FLIGHT_MODELS for a in ("feature_drift", "predictions")),
+]
 
 
 def days(first: str, last: str) -> list[str]:
@@ -98,7 +101,7 @@ def test_late_outcomes_rejudge_quality_but_leave_served_features_alone(
     served_through_march: Daemon,
 ):
     record(served_through_march.instance, "flight_outcomes", ["2013-03-28"])
-    assert served_through_march.tick() == {QUALITY: ["2013-03-28"]}
+    assert served_through_march.tick() == dict.fromkeys(QUALITIES, ["2013-03-28"])
 
 
 def test_features_wait_until_the_previous_days_outcomes_exist(instance: dg.DagsterInstance):
@@ -204,6 +207,11 @@ def test_weekly_retrain_is_off_and_trains_for_the_next_day_once(instance: dg.Dag
     assert weekly_retrain.default_status == dg.DefaultScheduleStatus.STOPPED
     for key in RAW:
         record(instance, key, days("2013-05-04", "2013-05-05"))
+    skipped = weekly_retrain(dg.build_schedule_context(instance=instance))
+    assert isinstance(skipped, dg.SkipReason), "no retrain whose training window is incomplete"
+    assert f"training window of cutoff 2013-05-06 lacks {FEATURES}" in skipped.skip_message
+    for key in [*RAW, FEATURES]:
+        record(instance, key, days("2013-03-01", "2013-05-05"))
     requests = weekly_retrain(dg.build_schedule_context(instance=instance))
     flight_models = {m.name for m in CATALOG.models_of(FLIGHTS)}
     assert {r.asset_selection[0].path[0] for r in requests} == flight_models
