@@ -6,6 +6,7 @@ variable sees it take effect, and loading the code location never creates local 
 `platform/.env.example` documents each variable for operators.
 """
 
+import getpass
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -137,6 +138,11 @@ def replay_seconds() -> int:
 
 def automation_seconds() -> int:
     return seconds(AUTOMATION_SECONDS_ENV, DEFAULT_AUTOMATION_SECONDS)
+
+
+def analyst_name() -> str:
+    """Who is asking for an analyst's database: the login name."""
+    return getpass.getuser()
 
 
 def declaration_modules() -> list[str]:
