@@ -10,7 +10,8 @@ keep the distances too: evidently would switch to p-value tests, whose threshold
 opposite, and a model of a few rows a day would see every column drift. The threshold per column
 type is the model's (`Monitoring.numeric_drift`, `categorical_drift`), overridable per run
 (`DriftConfig`). Each day gets a lake partition of per-column rows, per-partition metadata that
-the UI plots and the retrain sensors read, and an evidently HTML report beside its partition.
+the UI plots and the retrain sensors read, and an evidently HTML report beside its partition,
+linked from that metadata through the report server (`resources.reports`).
 
 evidently's `Report` draws a plotly figure per column while it computes (about 5 s for one day of
 `flight_delay`), which a year's backfill cannot afford. So the asset calls the very tests the
@@ -44,6 +45,7 @@ from assets.tags import asset_tags
 from resources.days import days_between, row_chunks
 from resources.lake import Lake
 from resources.registry import ModelRegistry
+from resources.reports import report_url
 
 # Metadata names of each partition; the drift sensor reads DRIFT_SHARE and CHAMPION_VERSION.
 DRIFT_SHARE = "drift_share"
@@ -200,7 +202,7 @@ def build_drift_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.AssetsDefin
                     report_key = f"{table}/date={day.isoformat()}/{REPORT_FILE}"
                     reports[report_key] = render_report(spec, day, version, rows_seen, columns)
                     metadata[day] = day_metadata(
-                        columns, version, rows_seen, lake.store.uri(report_key)
+                        columns, version, rows_seen, report_url(report_key)
                     )
                 lake.write_partitions(table, drift_table(spec, rows), spec.day_column, chunk)
                 write_reports(lake, table, reports)
@@ -369,7 +371,7 @@ def drift_table(spec: ModelSpec, rows: list[dict]) -> pd.DataFrame:
 def day_metadata(
     columns: Sequence[ColumnDrift], version: str, rows: int, report: str
 ) -> dict[str, dg.MetadataValue]:
-    """One day's drift as plottable numbers, the per-column table, and where its report is."""
+    """One day's drift as plottable numbers, the per-column table, and the link to its report."""
     drifted = [c.column for c in columns if c.drifted]
     lines = [
         "| column | type | method | score | threshold | drifted |",
@@ -390,7 +392,7 @@ def day_metadata(
         "reference_rows": dg.MetadataValue.int(max((c.reference_rows for c in columns), default=0)),
         "dagster/row_count": dg.MetadataValue.int(len(columns)),
         "by_column": dg.MetadataValue.md("\n".join(lines)),
-        REPORT: dg.MetadataValue.path(report),
+        REPORT: dg.MetadataValue.url(report),
     }
 
 

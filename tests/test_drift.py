@@ -15,6 +15,7 @@ from assets import CATALOG, drift
 from assets import defs as asset_defs
 from assets.training import REFERENCE_ROWS
 from resources.days import days_between
+from resources.reports import report_url
 
 FLIGHT_DELAY = CATALOG.model("flight_delay")
 
@@ -93,7 +94,9 @@ def test_each_partition_carries_its_drift_the_per_column_table_and_its_report(me
         assert all(f"| {column} |" in table for column in FLIGHT_DELAY.features)
 
         report = lake.root / DRIFT / f"date={day}" / drift.REPORT_FILE
-        assert values["report"].value == str(report)
+        assert values["report"] == dg.MetadataValue.url(
+            report_url(f"{DRIFT}/date={day}/{drift.REPORT_FILE}")
+        )
         page = report.read_text()
         assert day in page and values["champion_version"].value in page
         script = next(p for p in page.split('"') if p.startswith(f"../{drift.REPORT_ASSETS}/"))

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import dagster as dg
-from conftest import SYNTHETIC_FLIGHTS_PER_DAY, Platform, make_lake
+from conftest import SYNTHETIC_FLIGHTS_PER_DAY, Platform, free_port, make_lake
 from resources.source_choice import SOURCE_ENV, SYNTHETIC_ENV
 from resources.synthetic import SyntheticFlightSource
 
@@ -97,12 +96,6 @@ def poll_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
         time.sleep(every_s)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def platform_environment(data_dir: Path, home: Path) -> dict[str, str]:
