@@ -1,18 +1,22 @@
 """Retraining decided by monitoring: per model, a drift sensor and a quality sensor.
 
 - `<model>_drift_retrain` watches `<model>/feature_drift`: when the share of drifted columns stayed
-  above `drift_threshold` on each of the latest `drift_days` days, it requests a retrain.
+  above `drift_threshold` on each of the `drift_days` days ending with the day last judged (that
+  of its newest materialization), it requests a retrain.
 - `<model>_quality_retrain` watches `<model>/prediction_quality`: when the mean daily gate metric of
-  the latest `quality_days` days served by the current champion is worse than `quality_limit`, or
-  worse than that champion's holdout value by more than `quality_margin`, it requests a retrain.
-  "Worse" follows the metric's direction: lower AUC, higher MAE or MAPE.
+  the `quality_days` days up to the day last judged, served by the current champion, is worse
+  than `quality_limit`, or worse than that champion's holdout value by more than
+  `quality_margin`, it requests a retrain. "Worse" follows the metric's direction: lower AUC,
+  higher MAE or MAPE.
 
-Both request `<model>/model[D]` with its blocking quality gate, for D = the day after the latest
-day they judged: the new model is fitted on data up to that day and, if it passes the gate, is
-champion from the next day to be predicted on. Neither asks again within
-`retrain_cooldown_days` data days (partitions, not wall time, so a replay or a backfill behaves as
-the live feed) after the newest cutoff of the model that is materialized or being materialized,
-by any run. A run key per model, trigger and cutoff makes the daemon launch a request once.
+Both request `<model>/model[D]` with its blocking quality gate, for D = the day after the day they
+judged: the new model is fitted on data up to that day and, if it passes the gate, is champion
+from the next day to be predicted on. Neither asks when the training window of D lacks features
+or labels (a backfill ahead of the replay leaves gaps), nor within `retrain_cooldown_days` data
+days (partitions, not wall time, so a replay or a backfill behaves as the live feed) after the
+newest cutoff of the model that is materialized or being materialized, by any run, or after the
+cutoff of a retrain they requested that failed: they back off instead of failing every day. A run
+key per model, trigger and cutoff makes the daemon launch a request once.
 
 The settings are the model's declaration (`assets.model_spec.Monitoring`), which the environment
 may override (`resources.settings.monitoring_overrides`). Sensors only read the instance:
@@ -209,8 +213,12 @@ def incomplete_window(
 
 
 def latest_partition(instance: dg.DagsterInstance, key: dg.AssetKey) -> date | None:
-    partitions = instance.get_materialized_partitions(key)
-    return date.fromisoformat(max(partitions)) if partitions else None
+    """The day of the newest materialization of `key`: the edge of what the platform computes,
+    the replay's newest day or the last of a backfill just run. Not the latest day: a backfill
+    ahead of the replay would then hide the days the replay brings from the sensors for good."""
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1)
+    newest = records.records[0].partition_key if records.records else None
+    return date.fromisoformat(newest) if newest else None
 
 
 def days_up_to(last: date, count: int) -> list[date]:

@@ -263,6 +263,15 @@ def test_quality_waits_for_a_whole_window_served_by_the_current_champion(instanc
     assert f"champion {NEWER} has served 3 of the last 7" in result.skip_message
 
 
+def test_days_backfilled_ahead_do_not_hide_the_replayed_days_from_the_sensor(instance):
+    report_model(instance, VERSION, 0.74)
+    report_quality(instance, dict.fromkeys(days_from("2013-12-01", 20), 0.73), VERSION)
+    report_quality(instance, dict.fromkeys(days_from("2013-05-01", 20), 0.50), VERSION)
+
+    [request] = quality(instance).run_requests
+    assert request.partition_key == "2013-05-21", "the days judged are those last computed"
+
+
 def test_no_retrain_is_requested_while_its_training_window_is_incomplete(instance):
     report_model(instance, VERSION, 0.74)
     aucs = dict.fromkeys(days_from("2013-05-01", 20), 0.50)
