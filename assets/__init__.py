@@ -5,6 +5,7 @@ import dagster as dg
 
 from assets.automation import with_daily_cycle
 from assets.catalog import Catalog, load_catalog
+from assets.dataset_jobs import build_dataset_jobs
 from assets.drift import build_drift_assets
 from assets.ingestion import build_ingestion_assets
 from assets.model_pipeline import build_model_pipeline
@@ -23,7 +24,8 @@ def build_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
 
 
 def build_asset_definitions(catalog: Catalog) -> dg.Definitions:
-    return dg.Definitions(assets=build_assets(catalog), jobs=build_promotion_jobs(catalog))
+    jobs = [*build_promotion_jobs(catalog), *build_dataset_jobs(catalog)]
+    return dg.Definitions(assets=build_assets(catalog), jobs=jobs)
 
 
 CATALOG = load_catalog()
