@@ -7,6 +7,8 @@ DAGSTER_HOST ?= 127.0.0.1
 DAGSTER_PORT ?= 3000
 export PLATFORM_DATA_DIR ?= $(CURDIR)/.data
 export DAGSTER_HOME ?= $(PLATFORM_DATA_DIR)/dagster_home
+# The drift reports' links point at the report server `make run` starts beside the UI.
+export PLATFORM_REPORTS_URL ?= http://$(DAGSTER_HOST):$(shell echo $$(($(DAGSTER_PORT) + 1)))
 
 .PHONY: setup run test test-prod test-e2e lint bench bench-quick
 
@@ -15,16 +17,19 @@ setup: $(VENV)/.installed
 # Reinstall whenever pyproject.toml changes; the stamp records the last good install.
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version.split()[0])'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@echo "Setting up $(VENV) with $$($(PYTHON) --version), once (pyproject.toml changed or first run):"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "  upgrading pip ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@echo "  installing the platform and its packages (dagster, duckdb, scikit-learn, evidently, ...): about two minutes ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@echo "  done: $$($(BIN)/python -m pip list --disable-pip-version-check 2>/dev/null | tail -n +3 | wc -l) packages in $(VENV)."
 	@touch $@
 
+# Bootstraps, then serves Dagster and the reports until Ctrl-C (platform/run.py says how);
+# `make run RUN_ARGS=--no-bootstrap` serves the instance as it is.
 run: setup
-	$(BIN)/python platform/bootstrap.py
-	@echo "Starting Dagster: open http://$(DAGSTER_HOST):$(DAGSTER_PORT) in a browser (Ctrl-C stops it)."
-	@echo "Live replay: one day of 2013 every $${PLATFORM_REPLAY_SECONDS:-20}s (PLATFORM_REPLAY=off make run to stop it)."
-	PLATFORM_REPLAY=$${PLATFORM_REPLAY:-on} $(BIN)/dagster dev -w workspace.yaml -h $(DAGSTER_HOST) -p $(DAGSTER_PORT)
+	@PLATFORM_REPLAY=$${PLATFORM_REPLAY:-on} $(BIN)/python platform/run.py --host $(DAGSTER_HOST) --port $(DAGSTER_PORT) $(RUN_ARGS)
 
 # Everything but the browser journeys, which have their own target (both run in CI: .ci/run).
 test: setup

@@ -37,6 +37,7 @@ MODEL_VERSION = "version"
 # Metadata of each cutoff of `<model>/model`: whether its version passed the gate and was
 # promoted, and the version that serves from that cutoff on (it, or the champion it failed to beat).
 GATE_PASSED, PROMOTED, SERVING_VERSION = "gate_passed", "promoted", "serving_version"
+GATE_REASON = "gate_reason"
 # Metadata of each day of `<model>/predictions`.
 MODEL_VERSIONS, MEAN_SCORE = "model_versions", "mean_score"
 FEATURES, TRAINING, INFERENCE = "features", "training", "inference"
@@ -312,7 +313,7 @@ def model_metadata(spec: ModelSpec, trained: Trained) -> dict[str, dg.MetadataVa
         "holdout_rows": dg.MetadataValue.int(metrics["rows"]),
         GATE_PASSED: dg.MetadataValue.bool(trained.decision.passed),
         PROMOTED: dg.MetadataValue.bool(trained.promoted),
-        "gate_reason": dg.MetadataValue.text(trained.decision.reason),
+        GATE_REASON: dg.MetadataValue.text(trained.decision.reason),
         "training_seconds": dg.MetadataValue.float(record["training_seconds"]),
         "artifact_bytes": dg.MetadataValue.int(record["artifact_bytes"]),
         "artifact_sha256": dg.MetadataValue.text(record["artifact_sha256"]),

@@ -32,6 +32,9 @@ REPLAY_SECONDS_ENV = "PLATFORM_REPLAY_SECONDS"
 DEFAULT_REPLAY_SECONDS = 20
 AUTOMATION_SECONDS_ENV = "PLATFORM_AUTOMATION_SECONDS"
 DEFAULT_AUTOMATION_SECONDS = 30
+# How long Ctrl-C of `make run` lets the runs in progress finish before canceling them.
+STOP_GRACE_ENV = "PLATFORM_STOP_GRACE_SECONDS"
+DEFAULT_STOP_GRACE_SECONDS = 30
 # The address of the report server: links to reports in materialization metadata start with it.
 REPORTS_URL_ENV = "PLATFORM_REPORTS_URL"
 DEFAULT_REPORTS_URL = "http://127.0.0.1:3001"
@@ -149,6 +152,10 @@ def reports_url() -> str:
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"{REPORTS_URL_ENV}={url!r}: expected an http:// or https:// URL")
     return url
+
+
+def stop_grace_seconds() -> int:
+    return seconds(STOP_GRACE_ENV, DEFAULT_STOP_GRACE_SECONDS)
 
 
 def analyst_name() -> str:
