@@ -40,6 +40,7 @@ from assets.model_pipeline import champion_dep, features_key
 from assets.model_spec import ModelSpec
 from assets.partitions import run_days, window_mapping
 from assets.per_day import consecutive, lacking_inputs, merged, report_days
+from assets.plots import Point, plot_link, write_history
 from assets.scoring import champions_in_force
 from assets.tags import asset_tags
 from resources.days import days_between, row_chunks
@@ -206,10 +207,37 @@ def build_drift_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.AssetsDefin
                     )
                 lake.write_partitions(table, drift_table(spec, rows), spec.day_column, chunk)
                 write_reports(lake, table, reports)
+        write_history(lake, table, f"{spec.name}: feature drift by day", drift_history(lake, spec))
         lake.refresh_warehouse()
-        return report_days(context, metadata, lacking)
+        link = plot_link(table)
+        return report_days(
+            context, {day: values | link for day, values in metadata.items()}, lacking
+        )
 
     return [feature_drift]
+
+
+def drift_history(lake: Lake, spec: ModelSpec) -> dict[str, list[Point]]:
+    """The share of drifted columns of every day in the lake, and the champion it was against."""
+    table = f"{spec.name}/feature_drift"
+    days = lake.partition_days(table)
+    if not days:
+        return {}
+    con = duckdb.connect()
+    lake.register(con, "drift", table, days)
+    rows = con.sql(
+        f"""
+        SELECT strftime("{spec.day_column}", '%Y-%m-%d'),
+               avg(CASE WHEN drifted THEN 1.0 ELSE 0.0 END) FILTER (WHERE method <> ''),
+               any_value(champion_version)
+        FROM drift GROUP BY ALL ORDER BY 1
+        """
+    ).fetchall()
+    shares = [
+        Point(day, math.nan if share is None else share, f"against {champion}")
+        for day, share, champion in rows
+    ]
+    return {DRIFT_SHARE: shares}
 
 
 def pooled_days(day: date, pool: int, first_day: date) -> list[date]:

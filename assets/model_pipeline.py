@@ -17,6 +17,7 @@ from assets.metadata import rows_metadata, with_preview
 from assets.model_spec import ModelSpec, Task
 from assets.partitions import preceding_days, preceding_window, run_days, window_mapping
 from assets.per_day import consecutive, lacking_inputs, merged, report_days
+from assets.plots import Point, plot_link, write_history
 from assets.quality_gate import QUALITY_GATE
 from assets.scoring import (
     SCORE,
@@ -186,13 +187,20 @@ def model_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
                 f" ({result.decision.reason}){'; promoted' if result.promoted else ''}"
             )
             trained.append(result)
+        table = key.to_user_string()
+        history = version_history(registry, spec)
+        write_history(lake, table, f"{spec.name}: versions by cutoff", history)
         serving = champions_in_force(registry, spec, sorted(lacking))[0]
         consequence = "; ".join(
             f"{version} keeps serving from {day}" for day, version in serving.items()
         )
         return report_days(
             context,
-            {date.fromisoformat(t.record["partition"]): model_metadata(spec, t) for t in trained},
+            {
+                date.fromisoformat(t.record["partition"]): model_metadata(spec, t)
+                | plot_link(table)
+                for t in trained
+            },
             lacking,
             [gate_result(spec, trained)] if trained else [],
             consequence,
@@ -280,6 +288,23 @@ def champion_dep(spec: ModelSpec) -> dg.AssetDep:
             allow_nonexistent_upstream_partitions=True,
         ),
     )
+
+
+def version_history(registry: ModelRegistry, spec: ModelSpec) -> dict[str, list[Point]]:
+    """Each stored version's holdout value of every metric, at its cutoff."""
+    promoted = {entry["version"] for entry in registry.history(spec.name)}
+    versions = registry.versions(spec.name)
+    return {
+        holdout_key(metric): [
+            Point(
+                r["partition"],
+                r["metrics"][metric],
+                f"{r['version']}, {'promoted' if r['version'] in promoted else 'not promoted'}",
+            )
+            for r in versions
+        ]
+        for metric in spec.metrics
+    }
 
 
 def model_metadata(spec: ModelSpec, trained: Trained) -> dict[str, dg.MetadataValue]:

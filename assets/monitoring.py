@@ -19,6 +19,7 @@ from assets.model_pipeline import predictions_key
 from assets.model_spec import LABEL, ModelSpec
 from assets.partitions import run_days
 from assets.per_day import consecutive, lacking_inputs, report_days
+from assets.plots import Point, plot_link, write_history
 from assets.scoring import MODEL_VERSION, SCORE
 from assets.tags import asset_tags
 from resources.days import chunked
@@ -76,10 +77,35 @@ def build_monitoring_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.Assets
                 lake.write_partitions(
                     quality_key.to_user_string(), quality_frame(spec, rows), spec.day_column, chunk
                 )
+        table = quality_key.to_user_string()
+        write_history(
+            lake, table, f"{spec.name}: prediction quality by day", quality_history(lake, spec)
+        )
         lake.refresh_warehouse()
-        return report_days(context, metadata, lacking)
+        link = plot_link(table)
+        return report_days(
+            context, {day: values | link for day, values in metadata.items()}, lacking
+        )
 
     return [prediction_quality]
+
+
+def quality_history(lake: Lake, spec: ModelSpec) -> dict[str, list[Point]]:
+    """Each metric of every day in the lake, per version that served it."""
+    table = f"{spec.name}/prediction_quality"
+    days = lake.partition_days(table)
+    if not days:
+        return {}
+    rows = lake.read(table, days)
+    return {
+        metric: [
+            Point(day.isoformat(), float(value), f"served by {version}")
+            for day, version, value in zip(
+                rows[spec.day_column].dt.date, rows[MODEL_VERSION], rows[metric], strict=True
+            )
+        ]
+        for metric in spec.metrics
+    }
 
 
 def scored_labels(lake: Lake, spec: ModelSpec, days: list[date]) -> pd.DataFrame:

@@ -34,7 +34,7 @@ PART_FILE = "part-0.parquet"
 _TABLE = r"[a-z][a-z0-9_]*(/[a-z][a-z0-9_]*)?"
 _TABLE_NAME = re.compile(rf"^{_TABLE}$")
 _DATA_KEY = re.compile(
-    rf"^(?P<table>{_TABLE})/(date=\d{{4}}-\d{{2}}-\d{{2}}/)?{re.escape(PART_FILE)}$"
+    rf"^(?P<table>{_TABLE})/(date=(?P<day>\d{{4}}-\d{{2}}-\d{{2}})/)?{re.escape(PART_FILE)}$"
 )
 
 
@@ -153,6 +153,13 @@ class Lake(dg.ConfigurableResource):
         arrow = _to_arrow(data)
         self.store.put(self.table_key(table), _parquet_bytes(arrow))
         return arrow.num_rows
+
+    def partition_days(self, table: str) -> list[date]:
+        """The days of `table` in the lake, from one listing."""
+        matches = (_DATA_KEY.fullmatch(key) for key in self.store.sizes(check_table_name(table)))
+        return sorted(
+            date.fromisoformat(m["day"]) for m in matches if m and m["table"] == table and m["day"]
+        )
 
     def missing_partitions(self, table: str, days: Iterable[date]) -> list[date]:
         listed = self.store.sizes(check_table_name(table))

@@ -1,5 +1,6 @@
 """feature_drift: each day against the champion in force that day, evidently's scores, a report."""
 
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from conftest import PIPELINE_LAST, PIPELINE_MODEL_CUTOFF, QUIET, Platform, make
 
 from assets import CATALOG, drift
 from assets import defs as asset_defs
+from assets.plots import PAGE, PLOT
 from assets.training import REFERENCE_ROWS
 from resources.days import days_between
 from resources.reports import report_url
@@ -200,3 +202,13 @@ def test_drift_rows_are_identical_when_rematerialized(measured):
     measured.platform.materialize([DRIFT], MEASURED[2].isoformat())
     after = measured.platform.lake.read(DRIFT, MEASURED)
     pd.testing.assert_frame_equal(after, before, check_exact=True)
+
+
+def test_the_history_page_plots_every_days_drift_share(measured):
+    page = measured.platform.lake.read_object(f"{DRIFT}/{PAGE}").decode()
+    plotted = dict(re.findall(r"<title>(\d{4}-\d\d-\d\d): ([0-9.e-]+) \(against ", page))
+    metadata = measured.metadata()
+    assert set(plotted) >= set(metadata)
+    for day, values in metadata.items():
+        assert float(plotted[day]) == pytest.approx(values["drift_share"].value, rel=1e-3), day
+        assert values[PLOT] == dg.MetadataValue.url(report_url(f"{DRIFT}/{PAGE}"))

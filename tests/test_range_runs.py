@@ -17,6 +17,7 @@ from conftest import FLIGHT_MODELS, QUIET, Platform, make_lake
 from assets import defs as asset_defs
 from assets.metadata import PREVIEW_ROWS
 from assets.per_day import FAILED_DAYS, MATERIALIZED_DAYS
+from assets.plots import PAGE
 from resources.days import days_between
 
 RAW = ["raw_flights", "raw_weather", "flight_outcomes"]
@@ -100,6 +101,11 @@ def test_a_range_run_records_for_each_day_what_a_run_of_that_day_records(copy: C
     assert in_range[("raw_flights", DAYS[0])]["dagster/row_count"] == len(flights)
     preview = in_range[("raw_flights", DAYS[-1])]["preview"]
     assert preview.count(DAYS[-1]) == PREVIEW_ROWS, "the newest day's preview shows that day"
+    quality = "flight_delay/prediction_quality"
+    page = copy.platform.lake.read_object(f"{quality}/{PAGE}").decode()
+    for day in DAYS:
+        auc = in_range[(quality, day)]["auc"]
+        assert f"<title>{day}: {auc:.4g} (served by " in page, "the history page plots each day"
 
 
 def test_days_without_their_inputs_fail_by_name_and_the_others_are_materialized(copy: Copy):
@@ -131,6 +137,8 @@ def test_each_cutoff_of_a_range_is_trained_or_failed_on_its_own(copy: Copy):
     assert record["partition"] == "2013-03-10"
     assert metadata["training_window"].value == " .. ".join(record["training_window"])
     assert metadata["holdout_auc"].value == record["metrics"]["auc"]
+    page = copy.platform.lake.read_object(f"flight_delay/model/{PAGE}").decode()
+    assert f"2013-03-10: {record['metrics']['auc']:.4g} ({record['version']}, " in page
     [failure] = [e for e in result.all_events if e.is_step_failure]
     description = failure.step_failure_data.user_failure_data.description
     assert "2013-03-09: lacks flight_delay/features 2013-01-08" in description
