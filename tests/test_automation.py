@@ -104,6 +104,11 @@ def test_late_outcomes_rejudge_quality_but_leave_served_features_alone(
     assert served_through_march.tick() == dict.fromkeys(QUALITIES, ["2013-03-28"])
 
 
+def test_a_new_plane_register_recomputes_no_past_day(served_through_march: Daemon):
+    record(served_through_march.instance, "raw_planes")
+    assert served_through_march.tick() == {}, "days already served keep what they were served"
+
+
 def test_features_wait_until_the_previous_days_outcomes_exist(instance: dg.DagsterInstance):
     record(instance, "raw_planes")
     record(instance, "flight_outcomes", days("2013-03-24", "2013-03-30"))
