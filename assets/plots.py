@@ -8,14 +8,15 @@ they stay empty however the metadata is written. So each run of a model's `featu
 of drifted columns per day, the daily metrics per day, each version's holdout metric per cutoff.
 Every materialization links it (`plot`) through the report server (`resources.reports`).
 
-The charts are SVG written here, without a script: a point per day, its value and what it
-belongs to (the champion that served the day, the version trained) in its tooltip.
+The charts are SVG written here, without a script: a point per day placed by its date, its value
+and what it belongs to (the champion that served the day, the version trained) in its tooltip.
 """
 
 import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import dagster as dg
 
@@ -60,34 +61,49 @@ def history_page(title: str, charts: Mapping[str, Sequence[Point]]) -> bytes:
 
 
 def svg_chart(points: Sequence[Point]) -> str:
-    """A line through the points in day order; missing values (NaN) break it."""
+    """The points placed by their day, joined where days follow each other; a day without a
+    value (NaN) or missing from the lake leaves a gap."""
     shown = sorted((p for p in points if not math.isnan(p.value)), key=lambda p: p.day)
     if not shown:
         return "<p>No values yet.</p>"
-    days = sorted({p.day for p in shown})
+    first, last = date.fromisoformat(shown[0].day), date.fromisoformat(shown[-1].day)
     low, high = min(p.value for p in shown), max(p.value for p in shown)
-    span = (high - low) or 1.0
+    span_days, span = max(1, (last - first).days), (high - low) or 1.0
 
-    def x(day: str) -> float:
-        step = (WIDTH - 2 * MARGIN) / max(1, len(days) - 1)
-        return MARGIN + days.index(day) * step
+    def x(point: Point) -> float:
+        offset = (date.fromisoformat(point.day) - first).days
+        return MARGIN + offset / span_days * (WIDTH - 2 * MARGIN)
 
     def y(value: float) -> float:
         return HEIGHT - MARGIN - (value - low) / span * (HEIGHT - 2 * MARGIN)
 
-    line = " ".join(f"{x(p.day):.1f},{y(p.value):.1f}" for p in shown)
+    runs: list[list[Point]] = []
+    for point in shown:
+        previous = runs[-1][-1] if runs else None
+        follows = (
+            previous
+            and (date.fromisoformat(point.day) - date.fromisoformat(previous.day)).days <= 1
+        )
+        if follows:
+            runs[-1].append(point)
+        else:
+            runs.append([point])
+    lines = "".join(
+        "<polyline points='" + " ".join(f"{x(p):.1f},{y(p.value):.1f}" for p in run) + "'/>"
+        for run in runs
+    )
     dots = "".join(
-        f"<circle cx='{x(p.day):.1f}' cy='{y(p.value):.1f}' r='3'><title>"
+        f"<circle cx='{x(p):.1f}' cy='{y(p.value):.1f}' r='3'><title>"
         f"{html.escape(f'{p.day}: {p.value:.4g} ({p.label})')}</title></circle>"
         for p in shown
     )
     axis = (
-        f"<text x='{MARGIN}' y='{HEIGHT - 16}'>{days[0]}</text>"
-        f"<text x='{WIDTH - MARGIN}' y='{HEIGHT - 16}' text-anchor='end'>{days[-1]}</text>"
+        f"<text x='{MARGIN}' y='{HEIGHT - 16}'>{first}</text>"
+        f"<text x='{WIDTH - MARGIN}' y='{HEIGHT - 16}' text-anchor='end'>{last}</text>"
         f"<text x='4' y='{y(high) + 4:.1f}'>{high:.4g}</text>"
         f"<text x='4' y='{y(low) + 4:.1f}'>{low:.4g}</text>"
     )
     return (
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{HEIGHT}' "
-        f"role='img'><polyline points='{line}'/>{dots}{axis}</svg>"
+        f"role='img'>{lines}{dots}{axis}</svg>"
     )
