@@ -17,7 +17,7 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from assets.metadata import preview_metadata, rows_metadata, with_preview
+from assets.metadata import ROW_COUNT, preview_metadata, rows_metadata, with_preview
 from assets.partitions import run_days
 from assets.per_day import report_days
 from assets.tags import asset_tags
@@ -94,27 +94,27 @@ def raw_asset(dataset: Dataset, rules: RawTable) -> dg.AssetsDefinition:
             intake.add(rules, landed, checked)
             quarantine(lake, rules, checked.rejected, None)
             lake.write_table(rules.name, checked.good)
-            metadata = {"dagster/row_count": dg.MetadataValue.int(checked.good.num_rows)}
+            metadata = {ROW_COUNT: dg.MetadataValue.int(checked.good.num_rows)}
             metadata |= preview_metadata(checked.good) | day_intake(rules, intake, None)
         else:
-            per_day = {}
+            by_day = {}
             for chunk in sources.delivery_chunks(dataset, days):
                 landed, checked = ingest(sources, dataset, rules, chunk[0], chunk[-1])
                 intake.add(rules, landed, checked)
                 quarantine(lake, rules, checked.rejected, chunk)
                 written = lake.write_partitions(rules.name, checked.good, rules.day_column, chunk)
-                per_day |= {
+                by_day |= {
                     day: values | day_intake(rules, intake, day)
                     for day, values in rows_metadata(written).items()
                 }
-            per_day = with_preview(per_day, checked.good, rules.day_column)
+            by_day = with_preview(by_day, checked.good, rules.day_column)
         lake.refresh_warehouse()
         result = reject_ratio_result(rules, intake, days, config.max_reject_ratio)
         if intake.rejected_rows:
             context.log.warning(result.description)
         if days is None:
             return dg.MaterializeResult(metadata=metadata, check_results=[result])
-        return report_days(context, per_day, {}, [result])
+        return report_days(context, by_day, {}, [result])
 
     return _raw
 
