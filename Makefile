@@ -39,7 +39,7 @@ test: setup
 test-prod: setup
 	$(BIN)/pytest tests/prod
 
-# The journeys of docs/tour.md in headless Chromium against a real `dagster dev` on a temporary
+# The journeys of docs/tour.md in headless Chromium against `platform/run.py` on a temporary
 # instance (a few minutes); installs Debian's chromium first when it is missing.
 test-e2e: setup
 	bash tests/e2e/install_browser.sh
