@@ -17,10 +17,12 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -57,12 +59,25 @@ def main(argv: list[str] | None = None) -> int:
             except KeyboardInterrupt:
                 print("\nStopped during the bootstrap; the next make run goes on from there.")
                 return 0
-        return serve(args.host, args.port)
+        try:
+            return serve(args.host, args.port)
+        except NotServing as error:
+            print(f"Could not serve: {error}", file=sys.stderr, flush=True)
+            return 1
+
+
+class NotServing(RuntimeError):
+    """A service could not start; the message says which and where to look."""
 
 
 def serve(host: str, port: int) -> int:
+    import warnings
+
     import dagster as dg
 
+    # The feed reads the declarations, which build the assets, whose beta parameters Dagster
+    # warns about: noise on the terminal (platform/definitions.py silences them too).
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
     from resources import settings
     from resources.lake import Lake
     from resources.reports import report_server
@@ -72,7 +87,13 @@ def serve(host: str, port: int) -> int:
     log = settings.data_dir() / "logs" / "dagster.log"
     services = Services(Path(instance.root_directory), log, host, port)
     reports = urllib.parse.urlsplit(settings.reports_url())
-    report_http = report_server(Lake().store, reports.hostname, reports.port or 80)
+    try:
+        report_http = report_server(Lake().store, reports.hostname, reports.port or 80)
+    except OSError as error:
+        raise NotServing(
+            f"the report server cannot listen on {reports.netloc} ({error.strerror}): set "
+            f"{settings.REPORTS_URL_ENV} or DAGSTER_PORT to a free port"
+        ) from None
     threading.Thread(target=report_http.serve_forever, daemon=True).start()
     try:
         services.start(stops)
@@ -168,25 +189,26 @@ class Services:
         self.home, self.log, self.host, self.port = home, log, host, port
         self.processes: dict[str, subprocess.Popen] = {}
         self.group: int | None = None
+        # A socket path must stay short (about 100 bytes): a folder of its own under /tmp.
+        self.socket = str(Path(tempfile.mkdtemp(prefix="flightdesk-")) / "code.sock")
 
     def start(self, stops: Interrupts) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         location = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())["load_from"][0]
         target = location["python_file"]
-        grpc_port = free_port()
         self.spawn(
             "code server",
             [BIN / "dagster", "code-server", "start", "-f", target["relative_path"]]
             + ["-d", target["working_directory"], "--location-name", target["location_name"]]
-            + ["-p", str(grpc_port), "--log-level", "info"],
+            + ["-s", self.socket, "--log-level", "info"],
         )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not listening(grpc_port):  # the code is loaded before the server listens
+        while not listening(self.socket):  # the code is loaded before the server listens
             if stops.count or self.dead() or time.monotonic() > deadline:
-                raise RuntimeError(f"the code server did not start; its log: {self.log}")
+                raise NotServing(f"the code server did not start; its log: {self.log}")
             stops.wait(0.5)
         workspace = self.home / "served_workspace.yaml"
-        served = {"host": "localhost", "port": grpc_port, "location_name": target["location_name"]}
+        served = {"socket": self.socket, "location_name": target["location_name"]}
         workspace.write_text(yaml.safe_dump({"load_from": [{"grpc_server": served}]}))
         self.spawn(
             "webserver",
@@ -199,7 +221,10 @@ class Services:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not self.loaded():
             if stops.count or self.dead() or time.monotonic() > deadline:
-                raise RuntimeError(f"Dagster did not start; its log: {self.log}")
+                raise NotServing(
+                    f"Dagster's webserver or daemon did not start (is port {self.port} free?); "
+                    f"their log: {self.log}"
+                )
             stops.wait(1.0)
 
     def spawn(self, name: str, command: list) -> None:
@@ -238,7 +263,7 @@ class Services:
         for entry in entries:
             loaded = entry["locationOrLoadError"] or {}
             if loaded.get("__typename") == "PythonError":
-                raise RuntimeError(f"the code location failed to load: {loaded['message']}")
+                raise NotServing(f"the code location failed to load: {loaded['message']}")
         return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
 
     def cancel_and_requeue(self, instance, run_id: str) -> str:
@@ -269,12 +294,13 @@ class Services:
                 self.processes[name].wait(timeout=STOP_TIMEOUT_S)
 
     def kill(self) -> None:
-        """Whatever of the group is still alive, runs included."""
+        """Whatever of the group is still alive, runs included; the socket's folder."""
         if self.group is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.group, signal.SIGKILL)
             for process in self.processes.values():
                 process.wait()
+        shutil.rmtree(Path(self.socket).parent, ignore_errors=True)
 
 
 LOCATIONS = """
@@ -305,15 +331,9 @@ mutation Requeue($parentRunId: String!) {
 """
 
 
-def listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("localhost", port)) == 0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def listening(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        return probe.connect_ex(path) == 0
 
 
 @contextlib.contextmanager

@@ -254,10 +254,9 @@ def newest_cutoff(instance: dg.DagsterInstance, model_key: dg.AssetKey) -> date 
     """The newest cutoff of the model that is materialized, or planned by a run not finished."""
     cutoffs = [date.fromisoformat(p) for p in instance.get_materialized_partitions(model_key)]
     for record in instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED)):
-        run = record.dagster_run
-        partition = run.tags.get(PARTITION_TAG) or run.tags.get(RANGE_END_TAG)
-        if partition and run.asset_selection and model_key in run.asset_selection:
-            cutoffs.append(date.fromisoformat(partition))
+        cutoff = cutoff_trained(record.dagster_run, model_key)
+        if cutoff is not None:
+            cutoffs.append(cutoff)
     return max(cutoffs, default=None)
 
 
@@ -273,10 +272,17 @@ def newest_failed_retrain(
         limit=FAILED_RUNS_READ,
     )
     for record in failed:  # newest first
-        run = record.dagster_run
-        partition = run.tags.get(PARTITION_TAG) or run.tags.get(RANGE_END_TAG)
-        if partition and run.asset_selection and model_key in run.asset_selection:
-            return date.fromisoformat(partition), run.run_id
+        cutoff = cutoff_trained(record.dagster_run, model_key)
+        if cutoff is not None:
+            return cutoff, record.dagster_run.run_id
+    return None
+
+
+def cutoff_trained(run: dg.DagsterRun, model_key: dg.AssetKey) -> date | None:
+    """The (newest) cutoff of the model a run trains, or None when it does not train it."""
+    partition = run.tags.get(PARTITION_TAG) or run.tags.get(RANGE_END_TAG)
+    if partition and run.asset_selection and model_key in run.asset_selection:
+        return date.fromisoformat(partition)
     return None
 
 

@@ -38,7 +38,7 @@ from assets import defs as asset_defs
 from resources import platform_resources
 from resources.lake import Lake
 from resources.registry import ModelRegistry
-from sensors.run_tags import TRIGGER_TAG
+from sensors.run_tags import TRIGGER_TAG, Trigger
 from sensors.schedules import DAILY_CYCLE_SENSOR
 
 MODEL = "flight_delay"
@@ -211,8 +211,12 @@ def feed(instance: dg.DagsterInstance, lake: Lake, first: str, last: str) -> Non
 
 
 def finished_drift_retrain(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
-    """The drift sensor's retraining run once it succeeded; fails at once if it failed."""
-    for run in instance.get_runs(dg.RunsFilter(tags={TRIGGER_TAG: "drift"})):
+    """The drift sensor's retraining run of the model once it succeeded; fails at once if it
+    failed. Other models' drift sensors retrain theirs beside it."""
+    model = dg.AssetKey([MODEL, "model"])
+    for run in instance.get_runs(dg.RunsFilter(tags={TRIGGER_TAG: Trigger.DRIFT})):
+        if model not in (run.asset_selection or ()):
+            continue
         if run.status == dg.DagsterRunStatus.FAILURE:
             pytest.fail(f"retraining run {run.run_id} failed\n{describe_runs(instance)}")
         if run.status == dg.DagsterRunStatus.SUCCESS:
