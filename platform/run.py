@@ -9,7 +9,7 @@ daemon first, so that no run is launched any more (queued runs stay queued for t
 then it waits up to PLATFORM_STOP_GRACE_SECONDS for the runs in progress, cancels those still
 running and queues a re-execution of each for the next start (a canceled run raises no alert);
 then it stops the webserver and the code server, and exits with status 0. A second Ctrl-C stops
-everything at once. Started from a terminal, it takes the terminal's foreground for itself, so
+everything at once (runs cut off then are reported failed at the next start). Started from a terminal, it takes the terminal's foreground for itself, so
 that `make`, its parent, never sees the Ctrl-C and ends quietly with this process's status.
 """
 
@@ -149,7 +149,9 @@ def stop(instance, services: "Services", stops: "Interrupts", grace: int) -> Non
         while running and time.monotonic() < deadline and stops.count < 2:
             stops.wait(1.0)
             running = runs_in_progress(instance)
-    for run_id in running if stops.count < 2 else []:
+    if stops.count >= 2:
+        return  # at once: what is left of the group is killed on the way out
+    for run_id in running:
         requeued = services.cancel_and_requeue(instance, run_id)
         print(
             f"run {run_id[:8]} canceled; run {requeued[:8]} queued for the next start", flush=True

@@ -130,8 +130,10 @@ def test_backfill_two_weeks_ahead_of_the_replay_from_the_ui(page: Page, served: 
         assert max(beyond) <= frontier, f"{asset} has days nobody asked for: {sorted(beyond)}"
         assert set(lake_days(served, asset)) - set(weeks) == beyond, asset
 
-    # The replay goes on day by day from where it stood.
-    start = date.fromisoformat(max(replayed_before))
+    # The replay goes on day by day from where it stood (before its first day, if it had not
+    # brought one yet).
+    before_first = date.fromisoformat(REPLAY_FROM) - timedelta(days=1)
+    start = date.fromisoformat(max(replayed_before, default=before_first.isoformat()))
     next_days = [(start + timedelta(days=i)).isoformat() for i in (1, 2)]
     poll_until(
         lambda: set(next_days) <= set(replayed(served)),
