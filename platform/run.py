@@ -39,6 +39,7 @@ POLL_S = 2.0
 STOP_TIMEOUT_S = 30
 BIN = Path(sys.executable).parent
 IN_PROGRESS = ("STARTING", "STARTED", "CANCELING")
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,6 +239,7 @@ class Services:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 process_group=self.group or 0,
+                preexec_fn=die_with_parent,
             )
         self.group = self.group or self.processes[name].pid
 
@@ -331,6 +333,15 @@ mutation Requeue($parentRunId: String!) {
   }
 }
 """
+
+
+def die_with_parent() -> None:
+    """In a service before it starts: on Linux, it is sent SIGTERM when this process dies, even
+    killed, so that no orphan keeps the ports and the instance (elsewhere: no such guard)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def listening(path: str) -> bool:

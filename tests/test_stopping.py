@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import termios
 import threading
@@ -124,10 +125,23 @@ def make_run(env: dict[str, str]) -> Iterator[Terminal]:
     try:
         yield terminal
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, 9)
+        if process.poll() is None:  # the test failed midway: everything of the session goes
+            for pid in session_processes(process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             process.wait()
         os.close(master)
+
+
+def session_processes(session: int) -> list[int]:
+    """The processes of a session: make, the launcher and the services it started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getsid(int(entry.name)) == session:
+                    found.append(int(entry.name))
+    return found
 
 
 @pytest.fixture
