@@ -12,6 +12,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from assets.automation import with_daily_cycle  # noqa: E402
 from assets.catalog import Catalog, load_catalog  # noqa: E402
+from assets.dataset_jobs import build_dataset_jobs  # noqa: E402
 from assets.drift import build_drift_assets  # noqa: E402
 from assets.ingestion import build_ingestion_assets  # noqa: E402
 from assets.model_pipeline import build_model_pipeline  # noqa: E402
@@ -32,7 +33,8 @@ def build_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
 
 
 def build_asset_definitions(catalog: Catalog) -> dg.Definitions:
-    return dg.Definitions(assets=build_assets(catalog), jobs=build_promotion_jobs(catalog))
+    jobs = [*build_promotion_jobs(catalog), *build_dataset_jobs(catalog)]
+    return dg.Definitions(assets=build_assets(catalog), jobs=jobs)
 
 
 CATALOG = load_catalog()

@@ -1,7 +1,7 @@
 """Bootstrap the embedded default: a local Dagster instance, and every declared dataset and model
 materialized up to the day its live replay starts.
 
-Run by `make run` before `dagster dev`. For each dataset, from its first day to the day before
+Run by `make run` (`platform/run.py`) before it serves the UI. For each dataset, from its first day to the day before
 `replay_from`: its registers, its raw daily tables, the features of its models; then each model's
 first version (its `first_cutoff`, which passes the gate as the first champion), the notebooks
 it runs per trained version (its model card) for that version, and its predictions, drift

@@ -204,8 +204,8 @@ def test_the_ui_listens_on_loopback_by_default():
         ["make", "-n", "run"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert plan.returncode == 0, plan.stderr
-    (command,) = [line for line in plan.stdout.splitlines() if "dagster dev" in line]
-    assert " -h 127.0.0.1 " in command, command
+    (command,) = [line for line in plan.stdout.splitlines() if "platform/run.py" in line]
+    assert " --host 127.0.0.1 " in command, command
 
 
 def test_the_landing_zone_is_only_read(tmp_path: Path, instance):
