@@ -7,6 +7,8 @@ DAGSTER_HOST ?= 127.0.0.1
 DAGSTER_PORT ?= 3000
 export PLATFORM_DATA_DIR ?= $(CURDIR)/.data
 export DAGSTER_HOME ?= $(PLATFORM_DATA_DIR)/dagster_home
+# The drift reports' links point at the report server `make run` starts beside the UI.
+export PLATFORM_REPORTS_URL ?= http://$(DAGSTER_HOST):$(shell echo $$(($(DAGSTER_PORT) + 1)))
 
 .PHONY: setup instance run test test-prod test-e2e lint bench bench-quick constraints
 
@@ -22,9 +24,13 @@ instance: setup
 # good install. Versions come from constraints.txt, the set the tests passed with.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version.split()[0])'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@echo "Setting up $(VENV) with $$($(PYTHON) --version), once (pyproject.toml or constraints.txt changed, or first run):"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "  upgrading pip ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@echo "  installing the platform and its packages at the pinned versions (dagster, duckdb, scikit-learn, evidently, ...): a few minutes ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@echo "  done: $$($(BIN)/python -m pip list --disable-pip-version-check 2>/dev/null | tail -n +3 | wc -l) packages in $(VENV)."
 	@touch $@
 
 # Pin what pyproject.toml's ranges resolve to today, from a fresh environment.
@@ -36,11 +42,10 @@ constraints:
 	mv constraints.txt.new constraints.txt
 	rm -rf .venv-constraints
 
+# Bootstraps, then serves Dagster and the reports until Ctrl-C (platform/run.py says how);
+# `make run RUN_ARGS=--no-bootstrap` serves the instance as it is.
 run: setup
-	$(BIN)/python platform/bootstrap.py
-	@echo "Starting Dagster: open http://$(DAGSTER_HOST):$(DAGSTER_PORT) in a browser (Ctrl-C stops it)."
-	@echo "Live replay: one day of 2013 every $${PLATFORM_REPLAY_SECONDS:-20}s (PLATFORM_REPLAY=off make run to stop it)."
-	PLATFORM_REPLAY=$${PLATFORM_REPLAY:-on} $(BIN)/dagster dev -w workspace.yaml -h $(DAGSTER_HOST) -p $(DAGSTER_PORT)
+	@PLATFORM_REPLAY=$${PLATFORM_REPLAY:-on} $(BIN)/python platform/run.py --host $(DAGSTER_HOST) --port $(DAGSTER_PORT) $(RUN_ARGS)
 
 # Everything but the browser journeys, which have their own target (both run in CI: .ci/run).
 test: setup
@@ -51,7 +56,7 @@ test: setup
 test-prod: setup
 	$(BIN)/pytest tests/prod
 
-# The journeys of docs/tour.md in headless Chromium against a real `dagster dev` on a temporary
+# The journeys of docs/tour.md in headless Chromium against `platform/run.py` on a temporary
 # instance (a few minutes); installs Debian's chromium first when it is missing.
 test-e2e: setup
 	bash tests/e2e/install_browser.sh

@@ -22,17 +22,32 @@ trigger anything. Two dependencies are treated apart:
   must not rewrite past predictions or drift reports, so model updates trigger nothing and model
   partitions are not required to exist (most never will). A retrain *in progress* does hold them
   back, so the day after a retrain is served by the new champion.
-- **inputs read only before D** (flight_delay's features[D] use outcomes of D-7..D-1): they are
-  required, so features wait for yesterday's outcomes, but a late rewrite of old outcomes does
-  not recompute features. Those features were already served: recomputing them would silently
-  rewrite the predictions a day was actually scored with. Quality, which judges day D by its own
-  labels, is re-evaluated when those labels change.
+- **inputs read only before D** (flight_delay's features[D] use outcomes of D-7..D-1) **and
+  registers** (raw_planes, read whole by every day): they are required, so features wait for
+  yesterday's outcomes, but a late rewrite of old outcomes, or a new register, does not
+  recompute features. Those features were already served: recomputing them would silently
+  rewrite the predictions a day was actually scored with (and for days before the first
+  champion, fail). Quality, which judges day D by its own labels, is re-evaluated when those
+  labels change.
+
+Notebooks follow what they are bound to, and nothing else: a version's notebook runs once
+`<model>/model[D]` has been materialized and its run has ended (its own run, so a notebook never
+holds up or fails a training), a day's notebook once that day's quality (or, for a dataset's
+notebook, every raw table of the day) is in. Updates of their declared inputs trigger nothing,
+though the inputs must exist.
 """
 
 import dagster as dg
 
 from assets.catalog import Catalog
-from assets.keys import drift_key, features_key, model_key, predictions_key, quality_key
+from assets.keys import (
+    drift_key,
+    features_key,
+    model_key,
+    notebook_key,
+    predictions_key,
+    quality_key,
+)
 
 DAILY_CYCLE = "daily_cycle"
 
@@ -61,7 +76,8 @@ def daily_cycle_condition(
 
 
 def daily_cycle_policy(catalog: Catalog) -> dict[dg.AssetKey, dg.AutomationCondition]:
-    """The condition of every automated asset of each model; the model itself is not among them."""
+    """The condition of every automated asset of each model and of every notebook; the model
+    itself is not among them."""
     policy = {}
     for spec in catalog.models:
         model = dg.AssetSelection.assets(model_key(spec))
@@ -72,9 +88,17 @@ def daily_cycle_policy(catalog: Catalog) -> dict[dg.AssetKey, dg.AutomationCondi
             quality_key(spec): daily_cycle_condition(),
         }
         if not spec.features_from:
-            past = [i.table for i in spec.inputs.values() if not i.same_day]
-            untriggering = dg.AssetSelection.assets(*past) if past else None
+            settled = [
+                i.table for i in spec.inputs.values() if not i.same_day or not catalog.is_daily(i)
+            ]
+            untriggering = dg.AssetSelection.assets(*settled) if settled else None
             policy[features_key(spec)] = daily_cycle_condition(untriggering=untriggering)
+    for owner, _, _, notebook in catalog.notebook_owners():
+        inputs = [dg.AssetKey.from_user_string(i.table) for i in notebook.inputs.values()]
+        untriggering = dg.AssetSelection.assets(*inputs) if inputs else None
+        policy[notebook_key(owner, notebook.name)] = daily_cycle_condition(
+            untriggering=untriggering
+        )
     return policy
 
 

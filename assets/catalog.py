@@ -5,19 +5,24 @@ Datasets are the modules and packages of `datasets/` that define `DATASET`; mode
 PLATFORM_DECLARATIONS may define any of the three, so a team can keep its declarations in a
 package of its own. Everything that refers across declarations is checked here, with a message
 that says what to change: inputs name known tables, labels can be joined on the entity key, the
-features query returns the declared columns, a classifier's label is a condition.
+features query returns the declared columns, a classifier's label is a condition, a notebook
+exists, has its parameters cell and reads tables of its owner's calendar.
 """
 
 import importlib
+import json
 import pkgutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
+from pathlib import Path
 
 import duckdb
 
+from assets.keys import model_key, model_keys, notebook_key
 from assets.model_spec import LABEL, Input, ModelSpec, Task
+from assets.notebook_spec import PARAMETERS_TAG, Notebook, Trigger
 from resources import settings
 from resources.dataset import Dataset, RawTable
 
@@ -95,6 +100,55 @@ class Catalog:
         self._check_synthetic_settings()
         for spec in self.models:
             self._check_model(spec)
+        self._check_notebooks()
+
+    def notebook_owners(self) -> list[tuple[str, Dataset, ModelSpec | None, Notebook]]:
+        """Every declared notebook with its owner's name, its calendar's dataset and its model
+        (None for a dataset's notebook)."""
+        owned = [(m.name, self.dataset_of(m), m, n) for m in self.models for n in m.notebooks]
+        return owned + [(d.name, d, None, n) for d in self.datasets for n in d.notebooks]
+
+    def _check_notebooks(self) -> None:
+        taken = {key for spec in self.models for key in model_keys(spec)}
+        # What a notebook may read beside raw tables: the lake tables of the models' pipelines.
+        model_tables = {
+            key.to_user_string(): self.dataset_of(spec)
+            for spec in self.models
+            for key in model_keys(spec)
+            if key != model_key(spec)
+        }
+        for owner, dataset, spec, notebook in self.notebook_owners():
+            where = f"{'model' if spec else 'dataset'} {owner}: notebook {notebook.name}"
+            if not isinstance(notebook, Notebook):
+                raise DeclarationError(f"{owner}: {notebook!r} is not a Notebook")
+            key = notebook_key(owner, notebook.name)
+            if key in taken:
+                raise DeclarationError(
+                    f"{where}: its asset {key.to_user_string()} is already another asset's "
+                    "key; rename the notebook"
+                )
+            taken.add(key)
+            if spec is None and notebook.trigger == Trigger.VERSION:
+                raise DeclarationError(
+                    f"{where}: a dataset has no trained versions; declare trigger=Trigger.DAY"
+                )
+            for name, input_ in notebook.inputs.items():
+                if input_.table in self.tables:
+                    table_dataset, table = self.tables[input_.table]
+                    other = table_dataset if table.daily else dataset
+                elif input_.table in model_tables:
+                    other = model_tables[input_.table]
+                else:
+                    raise DeclarationError(
+                        f"{where}: input {name} reads {input_.table!r}, which is neither a raw "
+                        "table nor a table of a model's pipeline (e.g. 'flight_delay/predictions')"
+                    )
+                if other is not dataset:
+                    raise DeclarationError(
+                        f"{where}: input {name} reads {input_.table} of dataset {other.name}, "
+                        f"but the notebook follows {dataset.name}'s calendar"
+                    )
+            check_notebook_file(where, notebook.path)
 
     def _check_synthetic_settings(self) -> None:
         """Every PLATFORM_SYNTHETIC_<FIELD> set is a field of some generator, of a valid value."""
@@ -277,6 +331,28 @@ class Catalog:
                 f"model {spec.name}: a regression needs a number as its label, but "
                 f"{spec.label.expression!r} is {kind}"
             )
+
+
+def check_notebook_file(where: str, path: Path) -> None:
+    """The notebook at `path` exists, is a Jupyter notebook, and has the code cell tagged
+    `parameters` whose defaults the injected values follow."""
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    except FileNotFoundError:
+        raise DeclarationError(f"{where}: {path} does not exist") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise DeclarationError(f"{where}: {path} is not a Jupyter notebook ({error})") from None
+    tagged = [
+        c
+        for c in cells
+        if c.get("cell_type") == "code" and PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])
+    ]
+    if not tagged:
+        raise DeclarationError(
+            f"{where}: no code cell of {path} is tagged '{PARAMETERS_TAG}'. Tag the cell that "
+            "sets the defaults of the parameters it reads (in JupyterLab: the cell's property "
+            "inspector, Common Tools, Cell Tags), so the platform's values follow it"
+        )
 
 
 def is_number(duckdb_type: str) -> bool:

@@ -10,7 +10,8 @@ keep the distances too: evidently would switch to p-value tests, whose threshold
 opposite, and a model of a few rows a day would see every column drift. The threshold per column
 type is the model's (`Monitoring.numeric_drift`, `categorical_drift`), overridable per run
 (`DriftConfig`). Each day gets a lake partition of per-column rows, per-partition metadata that
-the UI plots and the retrain sensors read, and an evidently HTML report beside its partition.
+the UI plots and the retrain sensors read, and an evidently HTML report beside its partition,
+linked from that metadata through the report server (`resources.reports`).
 
 evidently's `Report` draws a plotly figure per column while it computes (about 5 s for one day of
 `flight_delay`), which a year's backfill cannot afford. So the asset calls the very tests the
@@ -39,11 +40,14 @@ from assets.keys import drift_key, features_key
 from assets.model_pipeline import champion_dep
 from assets.model_spec import ModelSpec
 from assets.partitions import daily_backfill_policy, run_days, window_mapping
+from assets.per_day import consecutive, lacking_inputs, merged, report_days
+from assets.plots import Point, plot_link, write_history
 from assets.scoring import champions_in_force
 from assets.tags import asset_tags
 from resources.days import days_between, row_chunks
 from resources.lake import Lake
 from resources.registry import ModelRegistry
+from resources.reports import report_url
 
 # Metadata names of each partition; the drift sensor reads DRIFT_SHARE and CHAMPION_VERSION.
 DRIFT_SHARE = "drift_share"
@@ -171,38 +175,75 @@ def build_drift_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.AssetsDefin
         context: dg.AssetExecutionContext, config: DriftConfig, lake: Lake, registry: ModelRegistry
     ) -> dg.MaterializeResult:
         days = run_days(context)
-        champions = champions_in_force(registry, spec, days, table)
+        champions, unserved = champions_in_force(registry, spec, days)
+        needs = {
+            day: {spec.features_table: pooled_days(day, pool, dataset.first_day)} for day in days
+        }
+        lacking = merged(unserved, lacking_inputs(lake, needs))
+        ready = [d for d in days if d not in lacking]
         references = {
             version: Reference(spec, registry.reference_sample(spec.name, version))
-            for version in sorted(set(champions.values()))
+            for version in sorted({champions[d] for d in ready})
         }
         thresholds = config.thresholds(spec)
         metadata = {}
-        for chunk in row_chunks(days, lake.row_count(spec.features_table, days)):
-            read = days_between(max(dataset.first_day, chunk[0] - (pool - 1) * ONE_DAY), chunk[-1])
-            current = features_of(lake, spec, read)
-            by_day = split_by_day(current, spec.day_column, column_types(spec), read)
-            rows, reports = [], {}
-            for day in chunk:
-                rows_seen, today = pool_days(by_day, day, pool, column_types(spec))
-                version = champions[day]
-                columns = compare(references[version], today, thresholds)
-                rows += [
-                    {spec.day_column: day, **c.row(), "champion_version": version} for c in columns
-                ]
-                report_key = f"{table}/date={day.isoformat()}/{REPORT_FILE}"
-                reports[report_key] = render_report(spec, day, version, rows_seen, columns)
-                metadata[day] = day_metadata(
-                    columns, version, rows_seen, lake.store.uri(report_key)
-                )
-            lake.write_partitions(table, drift_table(spec, rows), spec.day_column, chunk)
-            write_reports(lake, table, reports)
+        for segment in consecutive(ready):
+            for chunk in row_chunks(segment, lake.row_count(spec.features_table, segment)):
+                read = days_between(pooled_days(chunk[0], pool, dataset.first_day)[0], chunk[-1])
+                current = features_of(lake, spec, read)
+                by_day = split_by_day(current, spec.day_column, column_types(spec), read)
+                rows, reports = [], {}
+                for day in chunk:
+                    rows_seen, today = pool_days(by_day, day, pool, column_types(spec))
+                    version = champions[day]
+                    columns = compare(references[version], today, thresholds)
+                    rows += [
+                        {spec.day_column: day, **c.row(), "champion_version": version}
+                        for c in columns
+                    ]
+                    report_key = f"{table}/date={day.isoformat()}/{REPORT_FILE}"
+                    reports[report_key] = render_report(spec, day, version, rows_seen, columns)
+                    metadata[day] = day_metadata(
+                        columns, version, rows_seen, report_url(report_key)
+                    )
+                lake.write_partitions(table, drift_table(spec, rows), spec.day_column, chunk)
+                write_reports(lake, table, reports)
+        write_history(lake, table, f"{spec.name}: feature drift by day", drift_history(lake, spec))
         lake.refresh_warehouse()
-        for day, values in metadata.items():
-            context.add_asset_metadata(values, partition_key=day.isoformat())
-        return dg.MaterializeResult()
+        link = plot_link(table)
+        return report_days(
+            context, {day: values | link for day, values in metadata.items()}, lacking
+        )
 
     return [feature_drift]
+
+
+def drift_history(lake: Lake, spec: ModelSpec) -> dict[str, list[Point]]:
+    """The share of drifted columns of every day in the lake, and the champion it was against."""
+    table = f"{spec.name}/feature_drift"
+    days = lake.partition_days(table)
+    if not days:
+        return {}
+    con = duckdb.connect()
+    lake.register(con, "drift", table, days)
+    rows = con.sql(
+        f"""
+        SELECT strftime("{spec.day_column}", '%Y-%m-%d'),
+               avg(CASE WHEN drifted THEN 1.0 ELSE 0.0 END) FILTER (WHERE method <> ''),
+               any_value(champion_version)
+        FROM drift GROUP BY ALL ORDER BY 1
+        """
+    ).fetchall()
+    shares = [
+        Point(day, math.nan if share is None else share, f"against {champion}")
+        for day, share, champion in rows
+    ]
+    return {DRIFT_SHARE: shares}
+
+
+def pooled_days(day: date, pool: int, first_day: date) -> list[date]:
+    """The days whose features the drift of `day` reads: it and the `pool - 1` before it."""
+    return days_between(max(first_day, day - (pool - 1) * ONE_DAY), day)
 
 
 def pool_days(
@@ -359,7 +400,7 @@ def drift_table(spec: ModelSpec, rows: list[dict]) -> pd.DataFrame:
 def day_metadata(
     columns: Sequence[ColumnDrift], version: str, rows: int, report: str
 ) -> dict[str, dg.MetadataValue]:
-    """One day's drift as plottable numbers, the per-column table, and where its report is."""
+    """One day's drift as plottable numbers, the per-column table, and the link to its report."""
     drifted = [c.column for c in columns if c.drifted]
     lines = [
         "| column | type | method | score | threshold | drifted |",
@@ -380,7 +421,7 @@ def day_metadata(
         "reference_rows": dg.MetadataValue.int(max((c.reference_rows for c in columns), default=0)),
         "dagster/row_count": dg.MetadataValue.int(len(columns)),
         "by_column": dg.MetadataValue.md("\n".join(lines)),
-        REPORT: dg.MetadataValue.path(report),
+        REPORT: dg.MetadataValue.url(report),
     }
 
 

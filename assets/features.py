@@ -34,6 +34,20 @@ def input_days(input_: Input, days: list[date], first_day: date) -> list[date]:
     return days_between(first, last) if first <= last else []
 
 
+def inputs_of_day(
+    catalog: Catalog, spec: ModelSpec, day: date, first_day: date
+) -> dict[str, list[date] | None]:
+    """The partitions of each table the features of `day` read (None: a whole register)."""
+    needs: dict[str, list[date] | None] = {}
+    for input_ in spec.inputs.values():
+        if not catalog.is_daily(input_):
+            needs[input_.table] = None
+        else:
+            read = input_days(input_, [day], first_day)
+            needs[input_.table] = sorted(set(needs.get(input_.table) or []) | set(read))
+    return needs
+
+
 def expose_input(
     con: duckdb.DuckDBPyConnection,
     lake: Lake,

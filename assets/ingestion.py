@@ -21,12 +21,14 @@ import pyarrow as pa
 from pydantic import Field
 
 from assets.metadata import (
+    ROW_COUNT,
     markdown_table,
     preview_metadata,
-    preview_on_newest_day,
-    table_metadata,
+    rows_metadata,
+    with_preview,
 )
 from assets.partitions import daily_backfill_policy, run_days
+from assets.per_day import report_days
 from assets.tags import asset_tags
 from resources import contract
 from resources.contract import Validation
@@ -119,26 +121,27 @@ def raw_asset(dataset: Dataset, rules: RawTable) -> dg.AssetsDefinition:
             intake.add(rules, landed, checked)
             quarantine(lake, rules, checked.rejected, None)
             lake.write_table(rules.name, checked.good)
-            metadata = {"dagster/row_count": dg.MetadataValue.int(checked.good.num_rows)}
-            metadata |= preview_metadata(checked.good)
+            metadata = {ROW_COUNT: dg.MetadataValue.int(checked.good.num_rows)}
+            metadata |= preview_metadata(checked.good) | day_intake(rules, intake, None)
         else:
-            rows: dict[date, int] = {}
+            by_day = {}
             for chunk in sources.delivery_chunks(dataset, days):
                 landed, checked = ingest(sources, dataset, rules, chunk[0], chunk[-1])
                 intake.add(rules, landed, checked)
                 quarantine(lake, rules, checked.rejected, chunk)
                 written = lake.write_partitions(rules.name, checked.good, rules.day_column, chunk)
-                rows |= written
-            metadata = table_metadata(rows)
-            preview_on_newest_day(context, checked.good, written)
+                by_day |= {
+                    day: values | day_intake(rules, intake, day)
+                    for day, values in rows_metadata(written).items()
+                }
+            by_day = with_preview(by_day, checked.good, rules.day_column)
         lake.refresh_warehouse()
         result = reject_ratio_result(rules, intake, days, config.max_reject_ratio)
         if intake.rejected_rows:
             context.log.warning(result.description)
-        return dg.MaterializeResult(
-            metadata=metadata | delivery_metadata(rules, intake),
-            check_results=[result],
-        )
+        if days is None:
+            return dg.MaterializeResult(metadata=metadata, check_results=[result])
+        return report_days(context, by_day, {}, [result])
 
     return _raw
 
@@ -257,7 +260,7 @@ def reject_ratio_result(
         )
     if over:
         summary += f"; over the limit: {describe_days(over)}"
-    metadata = {
+    metadata = delivery_metadata(rules, intake) | {
         "reject_ratio": dg.MetadataValue.float(bad / total if total else 0.0),
         "worst_reject_ratio": dg.MetadataValue.float(ratios[worst]),
         "max_reject_ratio": dg.MetadataValue.float(limit),
@@ -278,8 +281,17 @@ def reject_ratio_result(
     )
 
 
+def day_intake(rules: RawTable, intake: Intake, day: date | None) -> dict[str, dg.MetadataValue]:
+    """What the contract rejected of one day's delivery (of the whole register when None)."""
+    return {
+        "rejected_rows": dg.MetadataValue.int(intake.rejected[day]),
+        "quarantine": dg.MetadataValue.text(rules.rejected_table),
+    }
+
+
 def delivery_metadata(rules: RawTable, intake: Intake) -> dict[str, dg.MetadataValue]:
-    """Where the rows came from and what the contract rejected, for the materialization."""
+    """Where the rows of a run came from and what the contract rejected, for its check: each
+    day's materialization says what that day holds, the check what the whole delivery was."""
     metadata = {
         "rejected_rows": dg.MetadataValue.int(intake.rejected_rows),
         "quarantine": dg.MetadataValue.text(rules.rejected_table),

@@ -1,5 +1,6 @@
 """The asset keys of a model, named once: `<model>/features`, `/model`, `/predictions`,
-`/feature_drift`, `/prediction_quality`."""
+`/feature_drift`, `/prediction_quality`; and those of the notebooks a model or a dataset
+declares, `<model or dataset>/<notebook>`."""
 
 import dagster as dg
 
@@ -30,3 +31,14 @@ def quality_key(spec: ModelSpec) -> dg.AssetKey:
 def served_keys(spec: ModelSpec) -> list[dg.AssetKey]:
     """What the model's champion serves each day: predictions, drift and quality."""
     return [predictions_key(spec), drift_key(spec), quality_key(spec)]
+
+
+def model_keys(spec: ModelSpec) -> list[dg.AssetKey]:
+    """Every asset key of the model's own pipeline (its features only when it computes them)."""
+    own = [] if spec.features_from else [features_key(spec)]
+    return [*own, model_key(spec), *served_keys(spec)]
+
+
+def notebook_key(owner: str, notebook: str) -> dg.AssetKey:
+    """The asset of a notebook declared by the model or dataset named `owner`."""
+    return dg.AssetKey([owner, notebook])

@@ -6,35 +6,32 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 PREVIEW_ROWS = 5
+ROW_COUNT = "dagster/row_count"
 
 
-def table_metadata(rows_per_day: dict[date, int]) -> dict[str, dg.MetadataValue]:
-    """Row count, date range and rows per day of what a run wrote.
-
-    A run over a range of days records one materialization per day, each carrying this metadata;
-    the preview goes on the newest day only (`preview_on_newest_day`).
-    """
-    days = sorted(rows_per_day)
-    return {
-        "dagster/row_count": dg.MetadataValue.int(sum(rows_per_day.values())),
-        "first_day": dg.MetadataValue.text(days[0].isoformat()),
-        "last_day": dg.MetadataValue.text(days[-1].isoformat()),
-        "partitions_written": dg.MetadataValue.int(len(days)),
-        "min_rows_per_day": dg.MetadataValue.int(min(rows_per_day.values())),
-        "max_rows_per_day": dg.MetadataValue.int(max(rows_per_day.values())),
-    }
+def rows_metadata(rows_per_day: dict[date, int]) -> dict[date, dict[str, dg.MetadataValue]]:
+    """Each day's own row count, for its own materialization: a run over a range records one
+    materialization per day, and each says what that day holds."""
+    return {day: {ROW_COUNT: dg.MetadataValue.int(rows)} for day, rows in rows_per_day.items()}
 
 
-def preview_on_newest_day(
-    context: dg.AssetExecutionContext, table: pa.Table, rows_per_day: dict[date, int]
-) -> None:
-    """Attach the preview and column schema to the newest day's materialization, the one the UI
-    shows as latest. Attached to every day of a year's backfill, they would be serialized and
-    stored 365 times, a quarter of Dagster's cost of recording the run."""
-    newest = max(rows_per_day).isoformat()
-    context.add_asset_metadata(preview_metadata(table), partition_key=newest)
+def with_preview(
+    metadata: dict[date, dict[str, dg.MetadataValue]], table: pa.Table, day_column: str
+) -> dict[date, dict[str, dg.MetadataValue]]:
+    """`metadata` with the preview and column schema of the newest day's rows (of `table`, which
+    holds them) on that day, the one the UI shows as latest. Attached to every day of a year's
+    backfill, they would be serialized and stored 365 times, a quarter of Dagster's cost of
+    recording the run."""
+    if not metadata:
+        return metadata
+    newest = max(metadata)
+    rows = table.filter(
+        pc.equal(table.column(day_column), pa.scalar(newest, table.schema.field(day_column).type))
+    )
+    return metadata | {newest: {**metadata[newest], **preview_metadata(rows)}}
 
 
 def preview_metadata(table: pa.Table) -> dict[str, dg.MetadataValue]:

@@ -9,13 +9,12 @@ model that reads another's features (`features_from`) has no features asset of i
 from datetime import date
 
 import dagster as dg
-import pandas as pd
-import pyarrow.compute as pc
+import pyarrow as pa
 
 from assets.catalog import Catalog
-from assets.features import features_of_days
+from assets.features import features_of_days, inputs_of_day
 from assets.keys import features_key, model_key, predictions_key
-from assets.metadata import markdown_table, preview_on_newest_day, table_metadata
+from assets.metadata import rows_metadata, with_preview
 from assets.model_spec import ModelSpec, Task
 from assets.partitions import (
     daily_backfill_policy,
@@ -24,6 +23,8 @@ from assets.partitions import (
     run_days,
     window_mapping,
 )
+from assets.per_day import consecutive, lacking_inputs, merged, report_days
+from assets.plots import Point, plot_link, write_history
 from assets.quality_gate import QUALITY_GATE
 from assets.scoring import (
     SCORE,
@@ -42,6 +43,12 @@ from resources.registry import ModelRegistry
 MODEL_LOOKBACK_DAYS = 366
 # Metadata of `<model>/model` materializations that the quality sensor reads.
 MODEL_VERSION = "version"
+# Metadata of each cutoff of `<model>/model`: whether its version passed the gate and was
+# promoted, and the version that serves from that cutoff on (it, or the champion it failed to beat).
+GATE_PASSED, PROMOTED, SERVING_VERSION = "gate_passed", "promoted", "serving_version"
+GATE_REASON = "gate_reason"
+# Metadata of each day of `<model>/predictions`.
+MEAN_SCORE = "mean_score"
 FEATURES, TRAINING, INFERENCE = "features", "training", "inference"
 
 
@@ -89,15 +96,21 @@ def features_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
         deps=deps,
     )
     def features(context: dg.AssetExecutionContext, lake: Lake) -> dg.MaterializeResult:
-        rows: dict[date, int] = {}
-        every_day = run_days(context)
-        volume = lake.row_count(sized_by, every_day) if sized_by else 0
-        for days in row_chunks(every_day, volume):
-            table = features_of_days(lake, catalog, spec, days)
-            rows |= lake.write_partitions(key.to_user_string(), table, spec.day_column, days)
+        days = run_days(context)
+        lacking = lacking_inputs(
+            lake, {day: inputs_of_day(catalog, spec, day, dataset.first_day) for day in days}
+        )
+        metadata = {}
+        for ready in consecutive([d for d in days if d not in lacking]):
+            volume = lake.row_count(sized_by, ready) if sized_by else 0
+            for chunk in row_chunks(ready, volume):
+                table = features_of_days(lake, catalog, spec, chunk)
+                written = lake.write_partitions(key.to_user_string(), table, spec.day_column, chunk)
+                metadata |= rows_metadata(written)
+        if metadata:  # the last table written holds the newest day
+            metadata = with_preview(metadata, table, spec.day_column)
         lake.refresh_warehouse()
-        preview_on_newest_day(context, table, rows)
-        return dg.MaterializeResult(metadata=table_metadata(rows))
+        return report_days(context, metadata, lacking)
 
     return features
 
@@ -149,16 +162,25 @@ def model_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         days = run_days(context)
         windows = {day: preceding_days(day, spec.window_days, dataset.first_day) for day in days}
-        short = [d for d, w in windows.items() if len(w) < spec.min_window_days]
-        if short:
-            raise dg.Failure(
-                f"{key.to_user_string()}: cutoffs {short[0]}..{short[-1]} have fewer than "
-                f"{spec.min_window_days} days of history since {dataset.first_day}; choose a "
-                "later partition"
-            )
+        short = {
+            day: [
+                f"history: {len(window)} days since {dataset.first_day}, fewer than the "
+                f"{spec.min_window_days} a window needs"
+            ]
+            for day, window in windows.items()
+            if len(window) < spec.min_window_days
+        }
+        needs = {
+            day: {spec.features_table: window, spec.label.table: window}
+            for day, window in windows.items()
+            if day not in short
+        }
+        lacking = merged(short, lacking_inputs(lake, needs))
         trained = []
         # In date order, so each cutoff is gated against the champion the previous one left.
         for day, window in windows.items():
+            if day in lacking:
+                continue
             labelled = labelled_rows(lake, catalog, spec, window, config.max_training_rows)
             result = train_cutoff(spec, config, registry, day, window, labelled)
             context.log.info(
@@ -166,8 +188,23 @@ def model_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
                 f" ({result.decision.reason}){'; promoted' if result.promoted else ''}"
             )
             trained.append(result)
-        return dg.MaterializeResult(
-            metadata=model_metadata(spec, trained), check_results=[gate_result(spec, trained)]
+        table = key.to_user_string()
+        history = version_history(registry, spec)
+        write_history(lake, table, f"{spec.name}: versions by cutoff", history)
+        serving = champions_in_force(registry, spec, sorted(lacking))[0]
+        consequence = "; ".join(
+            f"{version} keeps serving from {day}" for day, version in serving.items()
+        )
+        return report_days(
+            context,
+            {
+                date.fromisoformat(t.record["partition"]): model_metadata(spec, t)
+                | plot_link(table)
+                for t in trained
+            },
+            lacking,
+            [gate_result(spec, trained)] if trained else [],
+            consequence,
         )
 
     return model
@@ -198,28 +235,47 @@ def predictions_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
         from assets import modeling
 
         days = run_days(context)
-        versions = champions_in_force(registry, spec, days, table)
+        versions, unserved = champions_in_force(registry, spec, days)
+        needs = {day: {spec.features_table: [day]} for day in days}
+        lacking = merged(unserved, lacking_inputs(lake, needs))
         estimators: dict[str, object] = {}
-        rows: dict[date, int] = {}
-        total_score = 0.0
-        for chunk in row_chunks(days, lake.row_count(spec.features_table, days)):
-            threads = modeling.model_threads(runs_in_progress(context.instance))
-            scored = scored_days(lake, registry, spec, chunk, versions, estimators, threads)
-            rows |= lake.write_partitions(table, scored, spec.day_column, chunk)
-            total_score += pc.sum(scored[SCORE]).as_py() or 0.0
+        metadata = {}
+        for ready in consecutive([d for d in days if d not in lacking]):
+            for chunk in row_chunks(ready, lake.row_count(spec.features_table, ready)):
+                threads = modeling.model_threads(runs_in_progress(context.instance))
+                scored = scored_days(lake, registry, spec, chunk, versions, estimators, threads)
+                written = lake.write_partitions(table, scored, spec.day_column, chunk)
+                metadata |= prediction_metadata(spec, scored, written, versions)
+        if metadata:  # the last table scored holds the newest day
+            metadata = with_preview(metadata, scored, spec.day_column)
         lake.refresh_warehouse()
-        preview_on_newest_day(context, scored, rows)
-        return dg.MaterializeResult(
-            metadata=table_metadata(rows)
-            | {
-                SERVED_BY: dg.MetadataValue.text(", ".join(sorted(estimators))),
-                "mean_score": dg.MetadataValue.float(
-                    total_score / sum(rows.values()) if sum(rows.values()) else float("nan")
-                ),
-            }
-        )
+        return report_days(context, metadata, lacking)
 
     return predictions
+
+
+def prediction_metadata(
+    spec: ModelSpec, scored: pa.Table, rows_per_day: dict[date, int], versions: dict[date, str]
+) -> dict[date, dict[str, dg.MetadataValue]]:
+    """Each day's row count, the version that scored it and its mean score."""
+    means = scored.group_by(spec.day_column).aggregate([(SCORE, "mean")])
+    mean_of = dict(
+        zip(
+            means.column(spec.day_column).to_pylist(),
+            means.column(f"{SCORE}_mean").to_pylist(),
+            strict=True,
+        )
+    )
+    return {
+        day: values
+        | {
+            SERVED_BY: dg.MetadataValue.text(versions[day]),
+            MEAN_SCORE: dg.MetadataValue.float(
+                float("nan") if mean_of.get(day) is None else mean_of[day]
+            ),
+        }
+        for day, values in rows_metadata(rows_per_day).items()
+    }
 
 
 def champion_dep(spec: ModelSpec) -> dg.AssetDep:
@@ -235,26 +291,30 @@ def champion_dep(spec: ModelSpec) -> dg.AssetDep:
     )
 
 
-def model_metadata(spec: ModelSpec, trained: list[Trained]) -> dict[str, dg.MetadataValue]:
-    """The experiment record of the newest cutoff of the run (plotted by the UI over
-    materializations), and a table of every cutoff trained."""
-    last = trained[-1].record
-    metrics, gate = last["metrics"], last["gate"]
-    gate_metric = spec.gate_metric
-    summary = pd.DataFrame(
-        [
-            {
-                "version": t.record["version"],
-                "window": " .. ".join(t.record["training_window"]),
-                gate_metric: round(t.record["metrics"][gate_metric], 4),
-                "champion": t.record["gate"]["champion_version"],
-                f"champion_{gate_metric}": t.record["gate"]["champion_value"],
-                "gate": "passed" if t.decision.passed else "failed",
-                "promoted": t.promoted,
-            }
-            for t in trained
+def version_history(registry: ModelRegistry, spec: ModelSpec) -> dict[str, list[Point]]:
+    """Each stored version's holdout value of every metric, at its cutoff."""
+    promoted = {entry["version"] for entry in registry.history(spec.name)}
+    versions = registry.versions(spec.name)
+    return {
+        holdout_key(metric): [
+            Point(
+                r["partition"],
+                r["metrics"][metric],
+                f"{r['version']}, {'promoted' if r['version'] in promoted else 'not promoted'}",
+            )
+            for r in versions
         ]
-    )
+        for metric in spec.metrics
+    }
+
+
+def model_metadata(spec: ModelSpec, trained: Trained) -> dict[str, dg.MetadataValue]:
+    """The experiment record of one cutoff, on that cutoff's materialization (so the UI plots the
+    versions' metrics by cutoff), and the version that serves from it."""
+    record = trained.record
+    metrics, gate = record["metrics"], record["gate"]
+    gate_metric = spec.gate_metric
+    serving = record["version"] if trained.promoted else gate["champion_version"]
     optional = {
         f"champion_holdout_{gate_metric}": (
             dg.MetadataValue.float(gate["champion_value"])
@@ -262,42 +322,57 @@ def model_metadata(spec: ModelSpec, trained: list[Trained]) -> dict[str, dg.Meta
             else None
         ),
         "search_trials": (
-            dg.MetadataValue.int(len(last["search_trials"])) if last["search_trials"] else None
+            dg.MetadataValue.int(len(record["search_trials"])) if record["search_trials"] else None
         ),
+        SERVING_VERSION: dg.MetadataValue.text(serving) if serving else None,
     }
     holdout = {holdout_key(name): dg.MetadataValue.float(metrics[name]) for name in spec.metrics}
     return {
-        MODEL_VERSION: dg.MetadataValue.text(last["version"]),
-        "training_window": dg.MetadataValue.text(" .. ".join(last["training_window"])),
-        "holdout_window": dg.MetadataValue.text(" .. ".join(last["holdout_window"])),
-        "data_fingerprint": dg.MetadataValue.text(last["data_fingerprint"]),
+        MODEL_VERSION: dg.MetadataValue.text(record["version"]),
+        "training_window": dg.MetadataValue.text(" .. ".join(record["training_window"])),
+        "holdout_window": dg.MetadataValue.text(" .. ".join(record["holdout_window"])),
+        "data_fingerprint": dg.MetadataValue.text(record["data_fingerprint"]),
         **holdout,
         "gate_metric": dg.MetadataValue.text(gate_metric),
-        "fit_rows": dg.MetadataValue.int(last["fit_rows"]),
-        "gate_fit_rows": dg.MetadataValue.int(last["gate_fit_rows"]),
+        "fit_rows": dg.MetadataValue.int(record["fit_rows"]),
+        "gate_fit_rows": dg.MetadataValue.int(record["gate_fit_rows"]),
         "holdout_rows": dg.MetadataValue.int(metrics["rows"]),
-        "gate_passed": dg.MetadataValue.bool(trained[-1].decision.passed),
-        "promoted": dg.MetadataValue.bool(trained[-1].promoted),
-        "training_seconds": dg.MetadataValue.float(last["training_seconds"]),
-        "artifact_bytes": dg.MetadataValue.int(last["artifact_bytes"]),
-        "artifact_sha256": dg.MetadataValue.text(last["artifact_sha256"]),
-        "code_version": dg.MetadataValue.text(last["code_version"]),
-        "features": dg.MetadataValue.json(last["features"]),
-        "params": dg.MetadataValue.json(last["params"]),
-        "models_trained": dg.MetadataValue.md(markdown_table(summary)),
+        GATE_PASSED: dg.MetadataValue.bool(trained.decision.passed),
+        PROMOTED: dg.MetadataValue.bool(trained.promoted),
+        GATE_REASON: dg.MetadataValue.text(trained.decision.reason),
+        "training_seconds": dg.MetadataValue.float(record["training_seconds"]),
+        "artifact_bytes": dg.MetadataValue.int(record["artifact_bytes"]),
+        "artifact_sha256": dg.MetadataValue.text(record["artifact_sha256"]),
+        "code_version": dg.MetadataValue.text(record["code_version"]),
+        "features": dg.MetadataValue.json(record["features"]),
+        "params": dg.MetadataValue.json(record["params"]),
     } | {name: value for name, value in optional.items() if value is not None}
 
 
 def gate_result(spec: ModelSpec, trained: list[Trained]) -> dg.AssetCheckResult:
     """One check result per run: Dagster records check results per run, not per partition, so a
-    range run passes only when every cutoff in it passed."""
+    range run passes only when every cutoff in it passed.
+
+    A rejected candidate is a warning while a champion keeps serving in its place (the model is
+    not broken, the champion simply stays), and an error, which blocks what follows in the run,
+    when no champion serves from its cutoff."""
     failed = [t for t in trained if not t.decision.passed]
     last = (failed or trained)[-1]
     gate = last.record["gate"]
+    unserved = [t for t in failed if t.record["gate"]["champion_version"] is None]
+    description = last.decision.reason
+    if failed:
+        champion = gate["champion_version"]
+        description += (
+            f"; {last.record['version']} is not promoted and {champion} keeps serving"
+            if champion
+            else f"; no {spec.name} champion serves from {last.record['partition']}"
+        )
     return dg.AssetCheckResult(
         check_name=QUALITY_GATE,
         passed=not failed,
-        description=last.decision.reason,
+        severity=dg.AssetCheckSeverity.ERROR if unserved else dg.AssetCheckSeverity.WARN,
+        description=description,
         metadata={
             "gate_metric": spec.gate_metric,
             "candidate_version": last.record["version"],

@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assets.metrics import METRICS, default_metrics
 from resources import settings
 from resources.dataset import check_identifier
+
+if TYPE_CHECKING:
+    from assets.notebook_spec import Notebook
 
 # The column that holds the label wherever the platform adds it (input views, training rows).
 LABEL = "label"
@@ -143,6 +146,9 @@ class ModelSpec:
     scored on them beside the champion, by `gate_metric`. `estimator(params)` builds an unfitted
     scikit-learn estimator or pipeline from `params`; by default gradient boosting of the task's
     kind, whose defaults (which follow the rows a window holds) `params` replace one by one.
+
+    Notebooks: `notebooks` run as steps of their own, per trained version or per day
+    (`assets.notebook_spec`).
     """
 
     name: str
@@ -168,6 +174,7 @@ class ModelSpec:
     holdout_days: int = 7
     first_cutoff: date | None = None
     monitoring: Monitoring = field(default_factory=Monitoring)
+    notebooks: tuple["Notebook", ...] = ()
 
     def __post_init__(self):
         check_identifier("model", self.name)

@@ -19,6 +19,8 @@ from assets.metadata import markdown_table
 from assets.metrics import ROWS, evaluate
 from assets.model_spec import LABEL, ModelSpec
 from assets.partitions import daily_backfill_policy, run_days
+from assets.per_day import consecutive, lacking_inputs, report_days
+from assets.plots import Point, plot_link, write_history
 from assets.scoring import MODEL_VERSION, SCORE, SERVED_BY
 from assets.tags import asset_tags
 from resources.days import chunked
@@ -58,25 +60,52 @@ def build_monitoring_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.Assets
         ],
     )
     def prediction_quality(context: dg.AssetExecutionContext, lake: Lake) -> dg.MaterializeResult:
+        days = run_days(context)
+        table = predictions_key(spec).to_user_string()
+        lacking = lacking_inputs(lake, {d: {table: [d], spec.label.table: [d]} for d in days})
         metadata = {}
-        for days in chunked(run_days(context)):
-            scored = scored_labels(lake, spec, days)
-            by_day = dict(iter(scored.groupby(spec.day_column, sort=True)))
-            empty = scored.iloc[0:0]
-            rows = []
-            for day in days:
-                day_rows = quality_rows(spec, day, by_day.get(day, empty))
-                rows += day_rows
-                metadata[day] = day_metadata(spec, by_day.get(day, empty), day_rows)
-            lake.write_partitions(
-                key.to_user_string(), quality_frame(spec, rows), spec.day_column, days
-            )
+        for ready in consecutive([d for d in days if d not in lacking]):
+            for chunk in chunked(ready):
+                scored = scored_labels(lake, spec, chunk)
+                by_day = dict(iter(scored.groupby(spec.day_column, sort=True)))
+                empty = scored.iloc[0:0]
+                rows = []
+                for day in chunk:
+                    day_rows = quality_rows(spec, day, by_day.get(day, empty))
+                    rows += day_rows
+                    metadata[day] = day_metadata(spec, by_day.get(day, empty), day_rows)
+                lake.write_partitions(
+                    key.to_user_string(), quality_frame(spec, rows), spec.day_column, chunk
+                )
+        table = key.to_user_string()
+        write_history(
+            lake, table, f"{spec.name}: prediction quality by day", quality_history(lake, spec)
+        )
         lake.refresh_warehouse()
-        for day, values in metadata.items():
-            context.add_asset_metadata(values, partition_key=day.isoformat())
-        return dg.MaterializeResult()
+        link = plot_link(table)
+        return report_days(
+            context, {day: values | link for day, values in metadata.items()}, lacking
+        )
 
     return [prediction_quality]
+
+
+def quality_history(lake: Lake, spec: ModelSpec) -> dict[str, list[Point]]:
+    """Each metric of every day in the lake, per version that served it."""
+    table = f"{spec.name}/prediction_quality"
+    days = lake.partition_days(table)
+    if not days:
+        return {}
+    rows = lake.read(table, days)
+    return {
+        metric: [
+            Point(day.isoformat(), float(value), f"served by {version}")
+            for day, version, value in zip(
+                rows[spec.day_column].dt.date, rows[MODEL_VERSION], rows[metric], strict=True
+            )
+        ]
+        for metric in spec.metrics
+    }
 
 
 def scored_labels(lake: Lake, spec: ModelSpec, days: list[date]) -> pd.DataFrame:

@@ -10,7 +10,6 @@ import pyarrow.compute as pc
 
 from assets.model_spec import ModelSpec
 from resources import promotions
-from resources.days import describe_days
 from resources.lake import Lake
 from resources.registry import ModelRegistry
 
@@ -28,21 +27,19 @@ def prediction_columns(spec: ModelSpec) -> list[str]:
 
 
 def champions_in_force(
-    registry: ModelRegistry, spec: ModelSpec, days: list[date], asset: str
-) -> dict[date, str]:
-    """The champion version in force on each day, looked up as of that day (so backfills
-    reproduce); fails naming the days that have none."""
+    registry: ModelRegistry, spec: ModelSpec, days: list[date]
+) -> tuple[dict[date, str], dict[date, list[str]]]:
+    """The champion version in force on each day that has one, looked up as of that day (so
+    backfills reproduce), and what the days without one lack."""
     history = registry.history(spec.name)
     chosen = {day: promotions.champion_at(history, day) for day in days}
-    unserved = [day for day, entry in chosen.items() if entry is None]
-    if unserved:
-        since = min((e["effective_from"] for e in history), default="no day yet")
-        raise dg.Failure(
-            f"{asset}: no {spec.name} champion is in force on {describe_days(unserved)} (the "
-            f"first is in force from {since}). Materialize {spec.name}/model for an earlier "
-            "cutoff (a model becomes champion when it passes the quality gate) or choose later days"
-        )
-    return {day: entry["version"] for day, entry in chosen.items()}
+    since = min((e["effective_from"] for e in history), default="no day yet")
+    unserved = (
+        f"a {spec.name} champion in force (the first is in force from {since}; a model becomes "
+        f"champion when {spec.name}/model of an earlier cutoff passes its quality gate)"
+    )
+    versions = {day: entry["version"] for day, entry in chosen.items() if entry is not None}
+    return versions, {day: [unserved] for day, entry in chosen.items() if entry is None}
 
 
 def runs_in_progress(instance: dg.DagsterInstance) -> int:

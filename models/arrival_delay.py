@@ -9,6 +9,7 @@ the mean absolute error (lower is better) against the champion's on the same hel
 from datetime import date
 
 from assets.model_spec import Label, ModelSpec, Monitoring, Task
+from assets.notebook_spec import model_card
 from datasets.flights.tables import FLIGHT_KEY
 from models.flight_delay import MODEL as FLIGHT_DELAY
 
@@ -31,4 +32,7 @@ MODEL = ModelSpec(
     gate_tolerance=0.2,
     first_cutoff=date(2013, 3, 1),
     monitoring=Monitoring(quality_limit=45.0, quality_margin=6.0),
+    notebooks=(
+        model_card(segments={"carrier": "carrier", "origin": "origin", "hour": "dep_hour"}),
+    ),
 )

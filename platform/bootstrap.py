@@ -1,11 +1,13 @@
 """Bootstrap the embedded default: a local Dagster instance, and every declared dataset and model
 materialized up to the day its live replay starts.
 
-Run by `make run` before `dagster dev`. For each dataset, from its first day to the day before
+Run by `make run` (`platform/run.py`) before it serves the UI. For each dataset, from its first day to the day before
 `replay_from`: its registers, its raw daily tables, the features of its models; then each model's
-first version (its `first_cutoff`, which passes the gate as the first champion) and its
-predictions, drift reports and quality from that cutoff on. So the replay never reaches a day
-without a champion. Each step is skipped when the instance already holds all of its partitions,
+first version (its `first_cutoff`, which passes the gate as the first champion), the notebooks
+it runs per trained version (its model card) for that version, and its predictions, drift
+reports and quality from that cutoff on. So the replay never reaches a day without a champion,
+and every version has its card. Notebooks run per day are left to the daily cycle: the
+bootstrap's months would start a kernel per day. Each step is skipped when the instance already holds all of its partitions,
 so a second `make run` starts the UI at once.
 """
 
@@ -25,8 +27,9 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from assets import CATALOG, build_assets  # noqa: E402
 from assets.catalog import Catalog  # noqa: E402
-from assets.keys import features_key, model_key, served_keys  # noqa: E402
+from assets.keys import features_key, model_key, notebook_key, served_keys  # noqa: E402
 from assets.model_pipeline import training_pool  # noqa: E402
+from assets.notebook_spec import Trigger  # noqa: E402
 from resources import platform_resources, settings  # noqa: E402
 from sensors.run_tags import RANGE_END_TAG, RANGE_START_TAG  # noqa: E402
 
@@ -69,6 +72,14 @@ def bootstrap_steps(catalog: Catalog) -> list[Step]:
             starting = [m for m in models if cutoffs[m.name] == cutoff]
             models_keys = tuple(model_key(m).to_user_string() for m in starting)
             steps.append(Step("first model versions", models_keys, daily, cutoff, cutoff))
+            cards = tuple(
+                notebook_key(m.name, n.name).to_user_string()
+                for m in starting
+                for n in m.notebooks
+                if n.trigger == Trigger.VERSION
+            )
+            if cards:
+                steps.append(Step("notebooks of the first versions", cards, daily, cutoff, cutoff))
             served = tuple(key.to_user_string() for m in starting for key in served_keys(m))
             steps.append(Step("predictions, drift reports, quality", served, daily, cutoff, last))
     return steps

@@ -11,11 +11,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cached_property
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from assets.notebook_spec import Notebook
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 # The column types a table may declare: pandas dtype -> (DuckDB type, Arrow type, how a reason
@@ -168,6 +171,8 @@ class Dataset:
     `bundled` delivers the data a package ships; `synthetic` is a pydantic model whose fields are
     set by `PLATFORM_SYNTHETIC_<FIELD>` and which delivers generated rows (for tests and scale).
     The landing zone needs nothing from the dataset beyond its tables' landing names.
+    `notebooks` run once per day after the day's raw tables and their checks
+    (`assets.notebook_spec`).
     """
 
     name: str
@@ -178,6 +183,7 @@ class Dataset:
     replay_from: date
     bundled: Delivery | None = None
     synthetic: type | None = None
+    notebooks: tuple["Notebook", ...] = ()
 
     def __post_init__(self):
         check_identifier("dataset", self.name)

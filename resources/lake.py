@@ -6,7 +6,8 @@ Each object is replaced whole (a renamed temporary file, or one PUT on S3), so a
 mid-write leaves the previous content whole, and rewriting a partition replaces it exactly. A range
 of partitions is read set-wise: one listing finds them, and DuckDB scans them as one relation. No
 DuckDB file is ever a write target of a run: runs query the Parquet objects with in-memory DuckDB
-connections, and the analysts' catalog of a local lake is rebuilt aside and swapped in.
+connections, and the analysts' catalog of a local lake is rebuilt aside and swapped in
+(`resources.warehouse`).
 """
 
 import os
@@ -33,7 +34,7 @@ PART_FILE = "part-0.parquet"
 _TABLE = r"[a-z][a-z0-9_]*(/[a-z][a-z0-9_]*)?"
 _TABLE_NAME = re.compile(rf"^{_TABLE}$")
 _DATA_KEY = re.compile(
-    rf"^(?P<table>{_TABLE})/(date=\d{{4}}-\d{{2}}-\d{{2}}/)?{re.escape(PART_FILE)}$"
+    rf"^(?P<table>{_TABLE})/(date=(?P<day>\d{{4}}-\d{{2}}-\d{{2}})/)?{re.escape(PART_FILE)}$"
 )
 
 
@@ -153,6 +154,13 @@ class Lake(dg.ConfigurableResource):
         self.store.put(self.table_key(table), _parquet_bytes(arrow))
         return arrow.num_rows
 
+    def partition_days(self, table: str) -> list[date]:
+        """The days of `table` in the lake, from one listing."""
+        matches = (_DATA_KEY.fullmatch(key) for key in self.store.sizes(check_table_name(table)))
+        return sorted(
+            date.fromisoformat(m["day"]) for m in matches if m and m["table"] == table and m["day"]
+        )
+
     def missing_partitions(self, table: str, days: Iterable[date]) -> list[date]:
         listed = self.store.sizes(check_table_name(table))
         return [day for day in days if self.partition_key(table, day) not in listed]
@@ -219,24 +227,32 @@ class Lake(dg.ConfigurableResource):
         The views hold the objects listed now: partitions written later need a new connection.
         """
         con = duckdb.connect()
+        self.expose_tables(con)
+        return con
+
+    def expose_tables(self, con: duckdb.DuckDBPyConnection) -> None:
+        """A view per table of the lake in `con` (over S3, registered for the session only)."""
         store = self.store
         for table, objects in _objects_by_table(store.sizes("")).items():
             _expose(con, view_name(table), store, objects)
-        return con
+
+    def catalog_path(self) -> Path | None:
+        """The analysts' catalog of a local lake; None for an S3 lake, which has none: views
+        over S3 need DuckDB's httpfs extension, which is downloaded from the internet, and a
+        run on a remote worker has no analyst's disk to write to (see docs/deployment.md)."""
+        return self.warehouse if isinstance(self.store, LocalStore) else None
 
     def refresh_warehouse(self) -> Path | None:
-        """Rebuild the analysts' catalog of a local lake aside and swap it in, so open readers keep
-        working. Views read the Parquet files at query time, so new partitions show without a
-        refresh; a refresh is needed only when a table first appears.
+        """Rebuild the analysts' catalog of a local lake aside and swap it in
+        (`resources.warehouse.install`), so open readers keep working. Views read the Parquet
+        files at query time, so new partitions show without a refresh; a refresh is needed only
+        when a table first appears. None for an S3 lake (`catalog_path`)."""
+        from resources.warehouse import CATALOG_VIEW, install
 
-        An S3 lake has no catalog file (None): views over S3 need DuckDB's httpfs extension,
-        which is downloaded from the internet, and a run on a remote worker has no analyst's disk
-        to write to. Analysts use `Lake.connect()` instead (see docs/deployment.md).
-        """
-        store = self.store
-        if not isinstance(store, LocalStore):
+        target = self.catalog_path()
+        if target is None:
             return None
-        target = self.warehouse
+        store = self.store
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
         # One refresh at a time: two runs listing the tables at once could otherwise swap in,
@@ -247,13 +263,15 @@ class Lake(dg.ConfigurableResource):
                 for table, objects in _objects_by_table(store.sizes("")).items():
                     key = self.table_key(table)
                     pattern = store.path(key if key in objects else f"{table}/date=*/{PART_FILE}")
+                    view = view_name(table)
                     con.execute(
-                        f'CREATE VIEW "{view_name(table)}" AS SELECT * FROM '
+                        f'CREATE VIEW "{view}" AS SELECT * FROM '
                         f"read_parquet('{_sql_literal(pattern)}', hive_partitioning = false)"
                     )
+                    con.execute(f"COMMENT ON VIEW \"{view}\" IS '{CATALOG_VIEW}'")
             finally:
                 con.close()
-            os.replace(staging, target)
+            install(staging, target)
         return target
 
 

@@ -21,6 +21,13 @@ _FOREVER = date(9999, 12, 31)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    import dagster as dg
+
+    # Loading the declarations builds the assets, whose beta parameters Dagster warns about:
+    # noise on a command line, as in the UI (platform/definitions.py).
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
     from assets.catalog import load_catalog
 
     args = _parser([spec.name for spec in load_catalog().models]).parse_args(argv)

@@ -6,6 +6,7 @@ variable sees it take effect, and loading the code location never creates local 
 `platform/.env.example` documents each variable for operators.
 """
 
+import getpass
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +35,12 @@ REPLAY_SECONDS_ENV = "PLATFORM_REPLAY_SECONDS"
 DEFAULT_REPLAY_SECONDS = 20
 AUTOMATION_SECONDS_ENV = "PLATFORM_AUTOMATION_SECONDS"
 DEFAULT_AUTOMATION_SECONDS = 30
+# How long Ctrl-C of `make run` lets the runs in progress finish before canceling them.
+STOP_GRACE_ENV = "PLATFORM_STOP_GRACE_SECONDS"
+DEFAULT_STOP_GRACE_SECONDS = 30
+# The address of the report server: links to reports in materialization metadata start with it.
+REPORTS_URL_ENV = "PLATFORM_REPORTS_URL"
+DEFAULT_REPORTS_URL = "http://127.0.0.1:3001"
 # Modules holding declarations beside the `datasets` and `models` packages, comma-separated.
 DECLARATIONS_ENV = "PLATFORM_DECLARATIONS"
 SLACK_WEBHOOK_URL_ENV = "PLATFORM_SLACK_WEBHOOK_URL"
@@ -204,6 +211,23 @@ def backfill_days_per_run() -> int | None:
     if days < 1:
         raise ValueError(f"{BACKFILL_DAYS_PER_RUN_ENV}={raw!r}: at least 1 day per run")
     return days
+
+
+def reports_url() -> str:
+    """The base URL under which reports are served (PLATFORM_REPORTS_URL), without a final /."""
+    url = (_get(REPORTS_URL_ENV) or DEFAULT_REPORTS_URL).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{REPORTS_URL_ENV}={url!r}: expected an http:// or https:// URL")
+    return url
+
+
+def stop_grace_seconds() -> int:
+    return seconds(STOP_GRACE_ENV, DEFAULT_STOP_GRACE_SECONDS)
+
+
+def analyst_name() -> str:
+    """Who is asking for an analyst's database: the login name."""
+    return getpass.getuser()
 
 
 def declaration_modules() -> list[str]:

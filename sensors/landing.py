@@ -27,7 +27,7 @@ import dagster as dg
 from resources.dataset import Dataset
 from resources.landing import DAILY_FILE, REGISTER_FILE, LandedFile, LandingZone
 from resources.sources import Sources
-from sensors.run_tags import RUN_KEY_TAG, TRIGGER_TAG
+from sensors.run_tags import RUN_KEY_TAG, TRIGGER_TAG, Trigger
 
 
 def landing_sensor_name(dataset: Dataset) -> str:
@@ -85,7 +85,7 @@ def landing_requests(
             run_key=key,
             asset_selection=[asset],
             partition_key=day,
-            tags={TRIGGER_TAG: "landing"},
+            tags={TRIGGER_TAG: Trigger.LANDING},
         )
         for key, (asset, day) in wanted.items()
         if key not in used

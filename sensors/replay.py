@@ -28,7 +28,7 @@ from resources import settings
 from resources.dataset import Dataset
 from resources.days import days_between
 from resources.sources import Sources
-from sensors.run_tags import TRIGGER_TAG
+from sensors.run_tags import TRIGGER_TAG, Trigger
 
 UNFINISHED = [
     dg.DagsterRunStatus.QUEUED,
@@ -88,7 +88,7 @@ def next_replay_request(
         run_key=f"replay:{dataset.name}:{day}",
         partition_key=day.isoformat(),
         asset_selection=daily_keys(dataset),
-        tags={TRIGGER_TAG: "replay"},
+        tags={TRIGGER_TAG: Trigger.REPLAY},
     )
 
 

@@ -1,18 +1,22 @@
 """Retraining decided by monitoring: per model, a drift sensor and a quality sensor.
 
 - `<model>_drift_retrain` watches `<model>/feature_drift`: when the share of drifted columns stayed
-  above `drift_threshold` on each of the latest `drift_days` days, it requests a retrain.
+  above `drift_threshold` on each of the `drift_days` days ending with the day last judged (that
+  of its newest materialization), it requests a retrain.
 - `<model>_quality_retrain` watches `<model>/prediction_quality`: when the mean daily gate metric of
-  the latest `quality_days` days served by the current champion is worse than `quality_limit`, or
-  worse than that champion's holdout value by more than `quality_margin`, it requests a retrain.
-  "Worse" follows the metric's direction: lower AUC, higher MAE or MAPE.
+  the `quality_days` days up to the day last judged, served by the current champion, is worse
+  than `quality_limit`, or worse than that champion's holdout value by more than
+  `quality_margin`, it requests a retrain. "Worse" follows the metric's direction: lower AUC,
+  higher MAE or MAPE.
 
-Both request `<model>/model[D]` with its blocking quality gate, for D = the day after the latest
-day they judged: the new model is fitted on data up to that day and, if it passes the gate, is
-champion from the next day to be predicted on. Neither asks again within
-`retrain_cooldown_days` data days (partitions, not wall time, so a replay or a backfill behaves as
-the live feed) after the newest cutoff of the model that is materialized or being materialized,
-by any run. A run key per model, trigger and cutoff makes the daemon launch a request once.
+Both request `<model>/model[D]` with its blocking quality gate, for D = the day after the day they
+judged: the new model is fitted on data up to that day and, if it passes the gate, is champion
+from the next day to be predicted on. Neither asks when the training window of D lacks features
+or labels (a backfill ahead of the replay leaves gaps), nor within `retrain_cooldown_days` data
+days (partitions, not wall time, so a replay or a backfill behaves as the live feed) after the
+newest cutoff of the model that is materialized or being materialized, by any run, or after the
+cutoff of a retrain they requested that failed: they back off instead of failing every day. A run
+key per model, trigger and cutoff makes the daemon launch a request once.
 
 The settings are the model's declaration (`assets.model_spec.Monitoring`), which the environment
 may override (`resources.settings.monitoring_overrides`). Sensors only read the instance:
@@ -36,10 +40,23 @@ from assets.keys import drift_key, model_key, quality_key
 from assets.metrics import METRICS
 from assets.model_pipeline import MODEL_VERSION, holdout_key
 from assets.model_spec import ModelSpec, Monitoring
+from assets.partitions import preceding_days
 from assets.quality_gate import QUALITY_GATE
 from assets.scoring import SERVED_BY
+from resources.dataset import Dataset
+from resources.days import describe_days
 from sensors.replay import UNFINISHED
-from sensors.run_tags import PARTITION_TAG, RANGE_END_TAG, REASON_TAG, TRIGGER_TAG
+from sensors.run_tags import (
+    PARTITION_TAG,
+    RANGE_END_TAG,
+    REASON_TAG,
+    RETRAIN_TRIGGERS,
+    TRIGGER_TAG,
+    Trigger,
+)
+
+# Failed retrains read per tick to find the model's newest: enough for every model's recent ones.
+FAILED_RUNS_READ = 50
 
 
 def drift_sensor_name(model: str) -> str:
@@ -51,9 +68,9 @@ def quality_sensor_name(model: str) -> str:
 
 
 def drift_tick(
-    instance: dg.DagsterInstance, spec: ModelSpec, settings: Monitoring, last_day: date
+    instance: dg.DagsterInstance, spec: ModelSpec, settings: Monitoring, dataset: Dataset
 ) -> dg.SensorResult | dg.SkipReason:
-    """One evaluation of the drift sensor of `spec`; `last_day` ends its dataset's calendar."""
+    """One evaluation of the drift sensor of `spec`, which follows `dataset`'s calendar."""
     key = drift_key(spec)
     latest = latest_partition(instance, key)
     if latest is None:
@@ -79,13 +96,13 @@ def drift_tick(
         f"drift share above {settings.drift_threshold} on the last {settings.drift_days} days "
         f"({described}) against champion {', '.join(champions)}"
     )
-    return retrain_request(instance, spec, latest, "drift", reason, settings, last_day)
+    return retrain_request(instance, spec, latest, Trigger.DRIFT, reason, settings, dataset)
 
 
 def quality_tick(
-    instance: dg.DagsterInstance, spec: ModelSpec, settings: Monitoring, last_day: date
+    instance: dg.DagsterInstance, spec: ModelSpec, settings: Monitoring, dataset: Dataset
 ) -> dg.SensorResult | dg.SkipReason:
-    """One evaluation of the quality sensor of `spec`; `last_day` ends its dataset's calendar."""
+    """One evaluation of the quality sensor of `spec`, which follows `dataset`'s calendar."""
     key = quality_key(spec)
     metric = METRICS[spec.gate_metric]
     latest = latest_partition(instance, key)
@@ -120,7 +137,7 @@ def quality_tick(
     else:
         unknown = "" if validation is not None else "; the champion's holdout value is not recorded"
         return dg.SkipReason(f"{window} is healthy: limit {limit}, margin {margin}{unknown}")
-    return retrain_request(instance, spec, latest, "quality", reason, settings, last_day)
+    return retrain_request(instance, spec, latest, Trigger.QUALITY, reason, settings, dataset)
 
 
 def retrain_request(
@@ -130,20 +147,34 @@ def retrain_request(
     trigger: str,
     reason: str,
     settings: Monitoring,
-    last_day: date,
+    dataset: Dataset,
 ) -> dg.SensorResult | dg.SkipReason:
-    """A retrain of `spec` for the day after `judged`, unless within the cooldown."""
+    """A retrain of `spec` for the day after `judged`, unless its training window is incomplete,
+    or a retrain is within the cooldown, or one failed within it (the sensors back off)."""
     cutoff = judged + timedelta(days=1)
-    if cutoff > last_day:
-        return dg.SkipReason(f"{reason}, but the partitions end on {last_day}: nothing to train")
+    if cutoff > dataset.last_day:
+        return dg.SkipReason(
+            f"{reason}, but the partitions end on {dataset.last_day}: nothing to train"
+        )
+    incomplete = incomplete_window(instance, spec, dataset.first_day, cutoff)
+    if incomplete:
+        return dg.SkipReason(f"{reason}, but the training window of cutoff {cutoff} {incomplete}")
     key = model_key(spec)
-    last = newest_cutoff(instance, key)
     cooldown = settings.retrain_cooldown_days
+    last = newest_cutoff(instance, key)
     if last is not None and (cutoff - last).days < cooldown:
         return dg.SkipReason(
             f"{reason}, but the newest {key.to_user_string()} cutoff is {last}: within "
             f"the cooldown of {cooldown} days, the next retrain can be for "
             f"{last + timedelta(days=cooldown)} or later"
+        )
+    failed = newest_failed_retrain(instance, key)
+    if failed is not None and (cutoff - failed[0]).days < cooldown:
+        failed_cutoff, run_id = failed
+        return dg.SkipReason(
+            f"{reason}, but the retrain for cutoff {failed_cutoff} failed (run {run_id}, whose "
+            f"failure alert says why): backing off for the cooldown of {cooldown} days, the "
+            f"next retrain can be for {failed_cutoff + timedelta(days=cooldown)} or later"
         )
     return dg.SensorResult(
         run_requests=[
@@ -158,9 +189,33 @@ def retrain_request(
     )
 
 
+def incomplete_window(
+    instance: dg.DagsterInstance, spec: ModelSpec, first_day: date, cutoff: date
+) -> str | None:
+    """What the training window of `cutoff` lacks in the instance, or None when it is whole:
+    a retrain that would fail for lack of data is not requested."""
+    window = preceding_days(cutoff, spec.window_days, first_day)
+    if len(window) < spec.min_window_days:
+        return (
+            f"has {len(window)} days since {first_day}, fewer than the {spec.min_window_days} "
+            "a model needs"
+        )
+    gaps = []
+    for table in (spec.features_table, spec.label.table):
+        done = instance.get_materialized_partitions(dg.AssetKey.from_user_string(table))
+        missing = [day for day in window if day.isoformat() not in done]
+        if missing:
+            gaps.append(f"{table} {describe_days(missing)}")
+    return f"lacks {'; '.join(gaps)}" if gaps else None
+
+
 def latest_partition(instance: dg.DagsterInstance, key: dg.AssetKey) -> date | None:
-    partitions = instance.get_materialized_partitions(key)
-    return date.fromisoformat(max(partitions)) if partitions else None
+    """The day of the newest materialization of `key`: the edge of what the platform computes,
+    the replay's newest day or the last of a backfill just run. Not the latest day: a backfill
+    ahead of the replay would then hide the days the replay brings from the sensors for good."""
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1)
+    newest = records.records[0].partition_key if records.records else None
+    return date.fromisoformat(newest) if newest else None
 
 
 def days_up_to(last: date, count: int) -> list[date]:
@@ -196,11 +251,36 @@ def newest_cutoff(instance: dg.DagsterInstance, model_key: dg.AssetKey) -> date 
     """The newest cutoff of the model that is materialized, or planned by a run not finished."""
     cutoffs = [date.fromisoformat(p) for p in instance.get_materialized_partitions(model_key)]
     for record in instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED)):
-        run = record.dagster_run
-        partition = run.tags.get(PARTITION_TAG) or run.tags.get(RANGE_END_TAG)
-        if partition and run.asset_selection and model_key in run.asset_selection:
-            cutoffs.append(date.fromisoformat(partition))
+        cutoff = cutoff_trained(record.dagster_run, model_key)
+        if cutoff is not None:
+            cutoffs.append(cutoff)
     return max(cutoffs, default=None)
+
+
+def newest_failed_retrain(
+    instance: dg.DagsterInstance, model_key: dg.AssetKey
+) -> tuple[date, str] | None:
+    """The cutoff and run id of the newest retrain of the model that a sensor or schedule
+    requested and that failed, if any."""
+    failed = instance.get_run_records(
+        dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.FAILURE], tags={TRIGGER_TAG: list(RETRAIN_TRIGGERS)}
+        ),
+        limit=FAILED_RUNS_READ,
+    )
+    for record in failed:  # newest first
+        cutoff = cutoff_trained(record.dagster_run, model_key)
+        if cutoff is not None:
+            return cutoff, record.dagster_run.run_id
+    return None
+
+
+def cutoff_trained(run: dg.DagsterRun, model_key: dg.AssetKey) -> date | None:
+    """The (newest) cutoff of the model a run trains, or None when it does not train it."""
+    partition = run.tags.get(PARTITION_TAG) or run.tags.get(RANGE_END_TAG)
+    if partition and run.asset_selection and model_key in run.asset_selection:
+        return date.fromisoformat(partition)
+    return None
 
 
 def holdout_value(instance: dg.DagsterInstance, spec: ModelSpec, version: str) -> float | None:
@@ -231,7 +311,7 @@ def build_retrain_sensors(catalog: Catalog, spec: ModelSpec) -> list[dg.SensorDe
     """The drift and quality sensors of one model, with its monitoring settings as the
     environment leaves them."""
     settings = spec.monitoring.with_environment(spec.name)
-    last_day = catalog.dataset_of(spec).last_day
+    dataset = catalog.dataset_of(spec)
     key = model_key(spec)
     metric = METRICS[spec.gate_metric]
     worse = "below" if metric.higher_is_better else "above"
@@ -250,7 +330,7 @@ def build_retrain_sensors(catalog: Catalog, spec: ModelSpec) -> list[dg.SensorDe
             ),
         )
         def evaluate(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-            result = tick(context.instance, spec, settings, last_day)
+            result = tick(context.instance, spec, settings, dataset)
             if isinstance(result, dg.SensorResult):
                 for request in result.run_requests or []:
                     context.log.info(f"requesting {request.run_key}: {request.tags[REASON_TAG]}")

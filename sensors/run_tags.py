@@ -4,8 +4,22 @@ Ours say why a run was launched; Dagster's own are spelled here once, since Dags
 export them.
 """
 
-# Why a sensor or schedule launched a run: replay, landing, drift, quality, schedule.
+# Why a sensor or schedule launched a run: one of `Trigger`'s values.
 TRIGGER_TAG = "platform/trigger"
+
+
+class Trigger:
+    """The values of TRIGGER_TAG (plain strings: run tags are text)."""
+
+    REPLAY = "replay"
+    LANDING = "landing"
+    DRIFT = "drift"
+    QUALITY = "quality"
+    SCHEDULE = "schedule"
+
+
+# The triggers of retrains: their failures make the retrain sensors back off.
+RETRAIN_TRIGGERS = (Trigger.DRIFT, Trigger.QUALITY, Trigger.SCHEDULE)
 # A retrain's reason, in words a person can act on.
 REASON_TAG = "platform/trigger_reason"
 

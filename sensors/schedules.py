@@ -21,7 +21,8 @@ from assets.keys import model_key
 from resources import settings
 from resources.dataset import Dataset
 from sensors.replay import newest_ingested_day
-from sensors.run_tags import RUN_KEY_TAG, TRIGGER_TAG
+from sensors.retrain import incomplete_window
+from sensors.run_tags import RUN_KEY_TAG, TRIGGER_TAG, Trigger
 
 DAILY_CYCLE_SENSOR = "daily_cycle"
 WEEKLY_CRON = "0 6 * * 1"
@@ -68,12 +69,18 @@ def weekly_retrain_requests(
         if instance.get_runs_count(dg.RunsFilter(tags={RUN_KEY_TAG: run_key})):
             skipped.append(f"{spec.name}: already retrained for cutoff {cutoff}")
             continue
+        incomplete = incomplete_window(
+            instance, spec, dataset.first_day, newest + timedelta(days=1)
+        )
+        if incomplete:
+            skipped.append(f"{spec.name}: the training window of cutoff {cutoff} {incomplete}")
+            continue
         requests.append(
             dg.RunRequest(
                 run_key=run_key,
                 partition_key=cutoff,
                 asset_selection=[key],
-                tags={TRIGGER_TAG: "schedule"},
+                tags={TRIGGER_TAG: Trigger.SCHEDULE},
             )
         )
     return requests or dg.SkipReason("; ".join(skipped))

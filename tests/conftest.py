@@ -1,6 +1,7 @@
 """Shared fixtures: a synthetic source, a temporary lake and data folder, a real Dagster instance."""
 
 import os
+import socket
 import subprocess
 import sys
 import warnings
@@ -97,6 +98,13 @@ def platform(instance, synthetic_source, lake) -> Platform:
 # --- Shared, longer-lived fixtures -------------------------------------------------------------
 # Function-scoped fixtures above point the lake at the environment; the fixtures below pass every
 # location explicitly instead, so one materialized lake can serve a whole module or session.
+
+
+def free_port() -> int:
+    """A TCP port of this host that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def make_lake(folder: Path) -> Lake:

@@ -11,7 +11,8 @@ import pytest
 import resources
 from assets import CATALOG
 from assets import defs as asset_defs
-from assets.keys import features_key, model_key, quality_key, served_keys
+from assets.keys import features_key, model_key, notebook_key, quality_key, served_keys
+from assets.notebook_spec import Trigger
 from resources import settings
 from resources.sources import Sources
 from sensors import defs as sensor_defs
@@ -20,8 +21,6 @@ from sensors.schedules import DAILY_CYCLE_SENSOR, weekly_retrain_name
 
 RAW = ["raw_flights", "raw_weather", "flight_outcomes"]
 FEATURES, MODEL = "flight_delay/features", "flight_delay/model"
-PREDICTIONS, QUALITY = "flight_delay/predictions", "flight_delay/prediction_quality"
-DRIFT = "flight_delay/feature_drift"
 LOCATION = dg.Definitions.merge(asset_defs, resources.defs)
 FLIGHTS = CATALOG.tables["raw_flights"][0]
 BUNDLED = Sources(kind="bundled")
@@ -97,8 +96,15 @@ def test_a_landed_day_runs_features_drift_predictions_and_quality_of_that_day(
 
 
 def test_a_new_champion_does_not_rewrite_past_predictions_or_drift(served_through_march: Daemon):
+    """A new version brings its own notebooks (its model card) of its cutoff, and nothing else."""
     record(served_through_march.instance, MODEL, ["2013-03-20"])
-    assert served_through_march.tick() == {}
+    spec = CATALOG.model("flight_delay")
+    per_version = [n for n in spec.notebooks if n.trigger == Trigger.VERSION]
+    assert per_version, "flight_delay ships its model card"
+    assert served_through_march.tick() == {
+        notebook_key(spec.name, n.name).to_user_string(): ["2013-03-20"] for n in per_version
+    }
+    assert served_through_march.tick() == {}, "a version's notebook is requested once"
 
 
 def test_late_outcomes_rejudge_quality_but_leave_served_features_alone(
@@ -108,6 +114,11 @@ def test_late_outcomes_rejudge_quality_but_leave_served_features_alone(
     assert served_through_march.tick() == {
         quality_key(spec).to_user_string(): ["2013-03-28"] for spec in FLIGHT_MODELS
     }
+
+
+def test_a_new_plane_register_recomputes_no_past_day(served_through_march: Daemon):
+    record(served_through_march.instance, "raw_planes")
+    assert served_through_march.tick() == {}, "days already served keep what they were served"
 
 
 def test_features_wait_until_the_previous_days_outcomes_exist(instance: dg.DagsterInstance):
@@ -136,6 +147,8 @@ def test_every_model_serves_daily_and_retraining_is_left_to_sensors_and_schedule
         }
         if not spec.features_from:
             expected.add(f"{spec.name}/features")
+    for owner, _, _, notebook in CATALOG.notebook_owners():
+        expected.add(notebook_key(owner, notebook.name).to_user_string())
     assert automated == expected
     assert not any(key.endswith("/model") for key in automated)
     assert daily_cycle.default_status == dg.DefaultSensorStatus.RUNNING
@@ -213,6 +226,11 @@ def test_weekly_retrain_is_off_and_trains_for_the_next_day_once(instance: dg.Dag
     assert weekly_retrain.default_status == dg.DefaultScheduleStatus.STOPPED
     for key in RAW:
         record(instance, key, days("2013-05-04", "2013-05-05"))
+    skipped = weekly_retrain(dg.build_schedule_context(instance=instance))
+    assert isinstance(skipped, dg.SkipReason), "no retrain whose training window is incomplete"
+    assert f"training window of cutoff 2013-05-06 lacks {FEATURES}" in skipped.skip_message
+    for key in [*RAW, FEATURES]:
+        record(instance, key, days("2013-03-01", "2013-05-05"))
     requests = weekly_retrain(dg.build_schedule_context(instance=instance))
     flight_models = {m.name for m in CATALOG.models_of(FLIGHTS)}
     assert {r.asset_selection[0].path[0] for r in requests} == flight_models

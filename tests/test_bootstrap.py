@@ -1,5 +1,6 @@
 """`make run`'s bootstrap brings every declared dataset and model to the day its replay starts, a
-first champion of each model included, and a second bootstrap keeps what exists."""
+first champion of each model and its model card included, and a second bootstrap keeps what
+exists."""
 
 import runpy
 from datetime import timedelta
@@ -10,7 +11,8 @@ from conftest import REPO_ROOT, make_lake, synthetic_sources
 
 from assets import CATALOG
 from assets.catalog import load_catalog
-from assets.keys import model_key, served_keys
+from assets.keys import model_key, notebook_key, served_keys
+from assets.notebook_spec import Trigger
 from resources import platform_resources
 
 BOOTSTRAP = runpy.run_path(str(REPO_ROOT / "platform" / "bootstrap.py"))
@@ -32,6 +34,15 @@ def test_every_declared_model_gets_a_first_version_and_serves_until_its_replay(e
             assert set(served.keys) >= {k.to_user_string() for k in served_keys(spec)}
             assert (served.first, served.last) == (cutoff, day_before_replay)
             assert steps.index(raw) < steps.index(trained) < steps.index(served)
+            for notebook in spec.notebooks:
+                key = notebook_key(spec.name, notebook.name).to_user_string()
+                run = [s for s in steps if key in s.keys]
+                if notebook.trigger == Trigger.DAY:
+                    assert not run, "a day's notebooks are left to the daily cycle"
+                    continue
+                [card] = run
+                assert card.first == card.last == cutoff
+                assert steps.index(trained) < steps.index(card)
 
 
 def test_the_bootstrap_materializes_every_model_once(tmp_path, capsys):
@@ -48,6 +59,9 @@ def test_the_bootstrap_materializes_every_model_once(tmp_path, capsys):
             assert first["effective_from"] == CATALOG.first_cutoff(spec).isoformat()
             served = instance.get_materialized_partitions(served_keys(spec)[0])
             assert max(served) == (dataset.replay_from - timedelta(days=1)).isoformat()
+            for notebook in spec.notebooks:
+                key = notebook_key(spec.name, notebook.name)
+                assert instance.get_materialized_partitions(key) == {first["effective_from"]}
         runs = len(instance.get_run_records())
         capsys.readouterr()
         assert BOOTSTRAP["run"](instance, CATALOG, resources) == 0

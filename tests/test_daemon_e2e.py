@@ -35,7 +35,7 @@ from assets import defs as asset_defs
 from resources import platform_resources
 from resources.lake import Lake
 from resources.registry import ModelRegistry
-from sensors.run_tags import TRIGGER_TAG
+from sensors.run_tags import TRIGGER_TAG, Trigger
 from sensors.schedules import DAILY_CYCLE_SENSOR
 
 MODEL = "flight_delay"
@@ -166,10 +166,10 @@ def feed(instance: dg.DagsterInstance, lake: Lake, first: str, last: str) -> Non
 
 
 def finished_drift_retrain(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
-    """The drift sensor's retraining run of MODEL once it succeeded (the other models of the
-    dataset drift too, and are retrained by their own sensors); fails at once if it failed."""
+    """The drift sensor's retraining run of the model once it succeeded; fails at once if it
+    failed. Other models' drift sensors retrain theirs beside it."""
     model = dg.AssetKey([MODEL, "model"])
-    for run in instance.get_runs(dg.RunsFilter(tags={TRIGGER_TAG: "drift"})):
+    for run in instance.get_runs(dg.RunsFilter(tags={TRIGGER_TAG: Trigger.DRIFT})):
         if model not in (run.asset_selection or ()):
             continue
         if run.status == dg.DagsterRunStatus.FAILURE:

@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO_ROOT, make_lake, platform_env, start_materialize
 
 from assets import CATALOG
+from assets.dataset_jobs import dataset_job_name
 
 CONTRACT_KEYS = {
     "raw_flights",
@@ -116,3 +117,26 @@ def test_every_asset_has_a_description_and_a_known_group(asset_nodes: dict):
         assert node.group_name in ALLOWED_GROUPS, f"{key} is in group {node.group_name!r}"
     for key, group in CONTRACT_GROUPS.items():
         assert asset_nodes[key].group_name == group, key
+
+
+def test_each_dataset_has_a_job_of_all_its_assets_that_the_ui_backfills_through(
+    defs: dg.Definitions, asset_nodes: dict
+):
+    """The UI backfills a selection through the first job its assets share, by name: ours must
+    come before Dagster's `__ASSET_JOB`, whose backfills extend a selection downstream."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+
+    snap = RepositorySnap.from_def(defs.get_repository_def())
+    jobs_of = {node.asset_key.to_user_string(): node.job_names for node in snap.asset_nodes}
+    for dataset in CATALOG.datasets:
+        job = defs.resolve_job_def(dataset_job_name(dataset))
+        assert job.partitions_def == dataset.partitions
+        members = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+        expected = {t.name for t in dataset.tables} | {
+            key
+            for key, node in asset_nodes.items()
+            if key.split("/")[0] in {m.name for m in CATALOG.models_of(dataset)}
+        }
+        assert members == expected
+        for key in members:
+            assert jobs_of[key][0] == dataset_job_name(dataset), (key, jobs_of[key])

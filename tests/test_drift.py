@@ -1,5 +1,6 @@
 """feature_drift: each day against the champion in force that day, evidently's scores, a report."""
 
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,8 +14,10 @@ from conftest import PIPELINE_LAST, PIPELINE_MODEL_CUTOFF, QUIET, Platform, make
 
 from assets import CATALOG, drift
 from assets import defs as asset_defs
+from assets.plots import PAGE, PLOT
 from assets.training import REFERENCE_ROWS
 from resources.days import days_between
+from resources.reports import report_url
 
 FLIGHT_DELAY = CATALOG.model("flight_delay")
 
@@ -93,7 +96,9 @@ def test_each_partition_carries_its_drift_the_per_column_table_and_its_report(me
         assert all(f"| {column} |" in table for column in FLIGHT_DELAY.features)
 
         report = lake.root / DRIFT / f"date={day}" / drift.REPORT_FILE
-        assert values["report"].value == str(report)
+        assert values["report"] == dg.MetadataValue.url(
+            report_url(f"{DRIFT}/date={day}/{drift.REPORT_FILE}")
+        )
         page = report.read_text()
         assert day in page and values["champion_version"].value in page
         script = next(p for p in page.split('"') if p.startswith(f"../{drift.REPORT_ASSETS}/"))
@@ -171,8 +176,12 @@ def test_the_reference_is_a_sample_of_the_fitting_days_stored_with_the_version(m
 
 
 def test_days_without_a_champion_fail_naming_them(measured):
-    with pytest.raises(dg.Failure, match="no flight_delay champion is in force on 2013-02-10"):
+    with pytest.raises(dg.Failure) as failure:
         measured.platform.materialize([DRIFT], "2013-02-10", "2013-02-11")
+    assert "2013-02-10, 2013-02-11 not materialized" in failure.value.description
+    assert "2013-02-10: lacks a flight_delay champion in force (the first is in force from" in (
+        failure.value.description
+    )
 
 
 def test_drift_is_a_daily_monitoring_asset_backfilled_in_one_run():
@@ -193,3 +202,13 @@ def test_drift_rows_are_identical_when_rematerialized(measured):
     measured.platform.materialize([DRIFT], MEASURED[2].isoformat())
     after = measured.platform.lake.read(DRIFT, MEASURED)
     pd.testing.assert_frame_equal(after, before, check_exact=True)
+
+
+def test_the_history_page_plots_every_days_drift_share(measured):
+    page = measured.platform.lake.read_object(f"{DRIFT}/{PAGE}").decode()
+    plotted = dict(re.findall(r"<title>(\d{4}-\d\d-\d\d): ([0-9.e-]+) \(against ", page))
+    metadata = measured.metadata()
+    assert set(plotted) >= set(metadata)
+    for day, values in metadata.items():
+        assert float(plotted[day]) == pytest.approx(values["drift_share"].value, rel=1e-3), day
+        assert values[PLOT] == dg.MetadataValue.url(report_url(f"{DRIFT}/{PAGE}"))

@@ -135,11 +135,18 @@ def test_a_better_candidate_is_promoted_from_its_cutoff(story):
     assert set(served[served.index >= pd.Timestamp("2013-02-20")]) == {_version(story.better)}
 
 
-def test_a_worse_candidate_fails_the_blocking_gate_and_the_champion_keeps_serving(story):
+def test_a_worse_candidate_is_rejected_with_a_warning_while_the_champion_keeps_serving(story):
     gate = _gate(story.worse)
     assert not gate.passed and gate.blocking
+    assert gate.severity == dg.AssetCheckSeverity.WARN
+    champion = _version(story.better)
     assert "worse than the champion" in gate.description
-    assert not story.worse.success  # Dagster fails the step after recording the materialization
+    assert f"{champion} keeps serving" in gate.description
+    assert story.worse.success, "a rejected candidate is not a failed run: the champion serves"
+    (event,) = story.worse.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert not metadata["gate_passed"].value and not metadata["promoted"].value
+    assert metadata["serving_version"].value == champion
     worse = _version(story.worse)
     record = story.platform.resources["registry"].record(MODEL, worse)
     assert record["gate"]["passed"] is False
@@ -192,12 +199,18 @@ def test_rollback_restores_the_previous_champion_from_its_effective_date(story):
 
 def test_a_range_run_gates_each_cutoff_against_the_champion_the_previous_left(story):
     registry = story.platform.resources["registry"]
-    # A range run's materializations share one metadata set (the newest cutoff's), so each
-    # cutoff's own record is read from the registry.
     first_record, second_record = (
         next(r for r in registry.versions(MODEL) if r["partition"] == day)
         for day in ("2013-03-05", "2013-03-06")
     )
+    recorded = {
+        e.partition: e.materialization.metadata["version"].value
+        for e in story.ranged.get_asset_materialization_events()
+    }
+    assert recorded == {
+        "2013-03-05": first_record["version"],
+        "2013-03-06": second_record["version"],
+    }, "each cutoff's materialization names its own version"
     first = first_record["version"]
     assert first_record["gate"]["champion_version"] == _version(story.weak)
     assert registry.champion_at(MODEL, date(2013, 3, 5))["version"] == first

@@ -223,15 +223,14 @@ def test_the_reject_limit_is_run_config_and_blocks_downstream_assets(landing: La
     assert len(features) == 36, "features of the 36 good flights"
 
 
-def test_an_extra_column_is_ignored_and_reported(landing: Landing):
+def test_an_extra_column_is_ignored_and_reported_with_the_delivery(landing: Landing):
     before = landing.read("raw_flights")
     landing.deliver("flights/extra_column.csv")
 
     result = landing.ingest(["raw_flights"], DAY, DAY)
 
     assert result.success
-    (materialization,) = result.get_asset_materialization_events()
-    ignored = materialization.materialization.metadata["ignored_columns"].value
+    ignored = check_evaluation(result, "raw_flights").metadata["ignored_columns"].value
     assert ignored == {f"flights/{DAY}.csv": ["gate"]}
     pd.testing.assert_frame_equal(landing.read("raw_flights"), before)
     assert landing.platform.lake.missing_partitions("raw_flights_rejected", DAYS) == DAYS

@@ -26,7 +26,7 @@ from sensors.run_tags import REASON_TAG, TRIGGER_TAG
 
 MODEL = "flight_delay"
 SPEC = CATALOG.model(MODEL)
-LAST_DAY = CATALOG.dataset_of(SPEC).last_day
+FLIGHTS = CATALOG.dataset_of(SPEC)
 MODEL_KEY = dg.AssetKey([MODEL, "model"])
 DRIFT_START = "2013-03-08"
 CALM_LAST, DRIFTED_LAST = "2013-03-07", "2013-03-18"
@@ -38,11 +38,11 @@ NO_COOLDOWN = dataclasses.replace(DEFAULTS, retrain_cooldown_days=0)
 
 
 def drift(instance: dg.DagsterInstance, settings=DEFAULTS):
-    return drift_tick(instance, SPEC, settings, LAST_DAY)
+    return drift_tick(instance, SPEC, settings, FLIGHTS)
 
 
 def quality(instance: dg.DagsterInstance, settings=DEFAULTS):
-    return quality_tick(instance, SPEC, settings, LAST_DAY)
+    return quality_tick(instance, SPEC, settings, FLIGHTS)
 
 
 @dataclass
@@ -181,7 +181,13 @@ def report_model(instance: dg.DagsterInstance, version: str, holdout_auc: float)
     )
 
 
-def report_quality(instance: dg.DagsterInstance, aucs: dict[str, float], version: str) -> None:
+def report_quality(
+    instance: dg.DagsterInstance, aucs: dict[str, float], version: str, whole_window: bool = True
+) -> None:
+    """The quality of `aucs`' days and, unless `whole_window` is False, the features and labels
+    of the 60 days before the day after them: a retrain for that cutoff has its whole window."""
+    if whole_window:
+        report_window(instance, training_window(max(aucs)))
     for day, auc in aucs.items():
         instance.report_runless_asset_event(
             dg.AssetMaterialization(
@@ -190,6 +196,21 @@ def report_quality(instance: dg.DagsterInstance, aucs: dict[str, float], version
                 metadata={"auc": auc, "model_versions": version},
             )
         )
+
+
+def training_window(last_judged: str) -> list[date]:
+    cutoff = date.fromisoformat(last_judged) + timedelta(days=1)
+    return days_between(cutoff - timedelta(days=SPEC.window_days), cutoff - timedelta(days=1))
+
+
+def report_window(instance: dg.DagsterInstance, days: list[date]) -> None:
+    for table in (SPEC.features_table, SPEC.label.table):
+        for day in days:
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    dg.AssetKey.from_user_string(table), partition=day.isoformat()
+                )
+            )
 
 
 def days_from(first: str, count: int) -> list[str]:
@@ -240,6 +261,54 @@ def test_quality_waits_for_a_whole_window_served_by_the_current_champion(instanc
     result = quality(instance, NO_COOLDOWN)
     assert isinstance(result, dg.SkipReason)
     assert f"champion {NEWER} has served 3 of the last 7" in result.skip_message
+
+
+def test_days_backfilled_ahead_do_not_hide_the_replayed_days_from_the_sensor(instance):
+    report_model(instance, VERSION, 0.74)
+    report_quality(instance, dict.fromkeys(days_from("2013-12-01", 20), 0.73), VERSION)
+    report_quality(instance, dict.fromkeys(days_from("2013-05-01", 20), 0.50), VERSION)
+
+    [request] = quality(instance).run_requests
+    assert request.partition_key == "2013-05-21", "the days judged are those last computed"
+
+
+def test_no_retrain_is_requested_while_its_training_window_is_incomplete(instance):
+    report_model(instance, VERSION, 0.74)
+    aucs = dict.fromkeys(days_from("2013-05-01", 20), 0.50)
+    gap = [date(2013, 4, 7), date(2013, 4, 8)]
+    report_window(instance, [day for day in training_window(max(aucs)) if day not in gap])
+    report_quality(instance, aucs, VERSION, whole_window=False)
+
+    result = quality(instance)
+    assert isinstance(result, dg.SkipReason)
+    assert "worse than the limit" in result.skip_message
+    assert "training window of cutoff 2013-05-21 lacks" in result.skip_message
+    assert f"{SPEC.features_table} 2013-04-07, 2013-04-08" in result.skip_message
+
+
+def test_after_a_failed_retrain_the_sensors_back_off_for_the_cooldown(instance):
+    report_model(instance, VERSION, 0.74)
+    report_quality(instance, dict.fromkeys(days_from("2013-05-01", 20), 0.50), VERSION)
+    [request] = quality(instance).run_requests
+    failed = create_run_for_test(
+        instance,
+        job_name="__ASSET_JOB",
+        asset_selection=frozenset({MODEL_KEY}),
+        tags={**request.tags, "dagster/partition": request.partition_key},
+        status=dg.DagsterRunStatus.FAILURE,
+    )
+    later = days_from("2013-05-21", 5)
+    report_quality(instance, dict.fromkeys(later, 0.50), VERSION)  # days pass, still decayed
+
+    result = quality(instance)
+    assert isinstance(result, dg.SkipReason), "no retry every tick after a failed retrain"
+    assert f"retrain for cutoff 2013-05-21 failed (run {failed.run_id}" in result.skip_message
+    next_allowed = date(2013, 5, 21) + timedelta(days=DEFAULTS.retrain_cooldown_days)
+    assert f"next retrain can be for {next_allowed}" in result.skip_message
+
+    report_quality(instance, dict.fromkeys(days_from("2013-05-26", 14), 0.50), VERSION)
+    [retry] = quality(instance).run_requests
+    assert retry.partition_key == "2013-06-09", "after the cooldown the sensor tries again"
 
 
 def test_decayed_quality_within_the_cooldown_requests_nothing(instance):

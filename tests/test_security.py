@@ -14,7 +14,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 from conftest import QUIET, REPO_ROOT, BuiltPipeline, Platform, make_lake
-from landing_support import DAY, DAYS, failure_messages, landing_platform
+from landing_support import DAY, DAYS, check_evaluation, failure_messages, landing_platform
 
 from assets import CATALOG
 from assets import defs as asset_defs
@@ -204,8 +204,8 @@ def test_the_ui_listens_on_loopback_by_default():
         ["make", "-n", "run"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert plan.returncode == 0, plan.stderr
-    (command,) = [line for line in plan.stdout.splitlines() if "dagster dev" in line]
-    assert " -h 127.0.0.1 " in command, command
+    (command,) = [line for line in plan.stdout.splitlines() if "platform/run.py" in line]
+    assert " --host 127.0.0.1 " in command, command
 
 
 def test_the_landing_zone_is_only_read(tmp_path: Path, instance):
@@ -330,6 +330,7 @@ def test_delivered_text_in_metadata_shows_as_text_and_never_as_markup(tmp_path: 
     preview = rendered_rows(metadata["preview"].value)
     assert all(len(row) == len(frame.columns) for row in preview), preview
     assert preview[1][frame.columns.get_loc("tailnum")] == HOSTILE
-    rejected = rendered_rows(metadata["rejected_preview"].value)
+    delivery = check_evaluation(result, "raw_flights").metadata  # the run's rejects, on its check
+    rejected = rendered_rows(delivery["rejected_preview"].value)
     assert [len(row) for row in rejected] == [3, 3], rejected
     assert rejected[1][2] == "carrier: 'Z|*Z*' is not a known carrier"

@@ -18,6 +18,7 @@ through the temperature and the recent demand instead.
 from datetime import date
 
 from assets.model_spec import Input, Label, ModelSpec, Monitoring, Task, sql_file
+from assets.notebook_spec import model_card
 from datasets.electricity.tables import DEMAND_KEY
 
 MODEL = ModelSpec(
@@ -75,4 +76,5 @@ MODEL = ModelSpec(
         quality_limit=0.08,
         quality_margin=0.03,
     ),
+    notebooks=(model_card(segments={"hour_of_day": "half_hour // 2", "work_day": "work_day"}),),
 )

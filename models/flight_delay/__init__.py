@@ -10,6 +10,7 @@ neither trained nor evaluated on.
 from datetime import date
 
 from assets.model_spec import Input, Label, ModelSpec, Monitoring, Task, sql_file
+from assets.notebook_spec import model_card
 from datasets.flights.tables import FLIGHT_KEY
 
 # Chosen on the bundled year (`bench/model_params.py`): over 20 cutoffs from March to December,
@@ -74,4 +75,7 @@ MODEL = ModelSpec(
     gate_tolerance=0.005,
     first_cutoff=date(2013, 3, 1),
     monitoring=Monitoring(quality_limit=0.6, quality_margin=0.05),
+    notebooks=(
+        model_card(segments={"carrier": "carrier", "origin": "origin", "hour": "dep_hour"}),
+    ),
 )

@@ -1,1 +1,1 @@
-"""End-to-end tests: the Dagster UI in headless Chromium against a real `dagster dev`."""
+"""End-to-end tests: the Dagster UI in headless Chromium against the platform `make run` serves."""

@@ -1,5 +1,5 @@
-"""One `dagster dev` and one Chromium for all journeys; a fresh page per journey, checked for
-console errors when the journey ends, and photographed when it fails."""
+"""One platform served as `make run` serves it and one Chromium for all journeys; a fresh page per
+journey, checked for console errors when the journey ends, and photographed when it fails."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +14,7 @@ from e2e.browser import (
     launch_chromium,
     screenshot,
 )
-from e2e.server import DagsterDev, poll_until, start_dagster_dev
+from e2e.server import Served, poll_until, start_platform
 
 PAGE_TIMEOUT_MS = 30_000
 PROMPT_TIMEOUT_S = 15
@@ -39,36 +39,36 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="package")
-def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
-    """The bootstrapped platform served by `dagster dev` (a few minutes to build, once)."""
-    dev = start_dagster_dev(Path(tmp_path_factory.mktemp("e2e")))
-    print(f"dagster dev serves {dev.url}; its log: {dev.log}")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The platform bootstrapped and served by `platform/run.py` (a few minutes, once)."""
+    platform = start_platform(Path(tmp_path_factory.mktemp("e2e")))
+    print(f"the platform serves {platform.url}; its terminal: {platform.terminal}")
     try:
-        yield dev
+        yield platform
     finally:
-        dev.stop()
+        platform.stop()
 
 
 @pytest.fixture(scope="package")
-def welcomed(browser: Browser, dagster_dev: DagsterDev) -> DagsterDev:
+def welcomed(browser: Browser, served: Served) -> Served:
     """The platform once its first visitor skipped the community dialog a new instance shows over
     every page until someone does."""
-    if dagster_dev.graphql("{ shouldShowNux }")["shouldShowNux"]:
+    if served.graphql("{ shouldShowNux }")["shouldShowNux"]:
         first = browser.new_page(viewport=VIEWPORT)
-        first.goto(dagster_dev.url)
+        first.goto(served.url)
         dismiss_community_prompt(first)
         first.close()
         poll_until(
-            lambda: not dagster_dev.graphql("{ shouldShowNux }")["shouldShowNux"],
+            lambda: not served.graphql("{ shouldShowNux }")["shouldShowNux"],
             PROMPT_TIMEOUT_S,
             "the instance to record that the community dialog was dismissed",
             every_s=0.5,
         )
-    return dagster_dev
+    return served
 
 
 @pytest.fixture
-def page(request: pytest.FixtureRequest, browser: Browser, welcomed: DagsterDev) -> Iterator[Page]:
+def page(request: pytest.FixtureRequest, browser: Browser, welcomed: Served) -> Iterator[Page]:
     """A page on the UI; the journey fails if the page logged any console error."""
     context = browser.new_context(viewport=VIEWPORT, base_url=welcomed.url)
     context.set_default_timeout(PAGE_TIMEOUT_MS)

@@ -8,7 +8,7 @@ from datetime import date
 
 import duckdb
 
-from e2e.server import DagsterDev
+from e2e.server import Served
 
 ASSET_MATERIALIZATIONS = """
 query Materializations($path: [String!]!, $partitions: [String!], $limit: Int) {
@@ -46,7 +46,7 @@ def key_path(asset: str) -> list[str]:
 
 
 def materializations(
-    dev: DagsterDev, asset: str, partitions: list[str] | None = None, limit: int | None = None
+    dev: Served, asset: str, partitions: list[str] | None = None, limit: int | None = None
 ) -> list[dict]:
     """Materialization events of `asset`, newest first, each with its metadata as a dict."""
     data = dev.graphql(
@@ -67,30 +67,30 @@ def materializations(
     return events
 
 
-def materialization_counts(dev: DagsterDev, asset: str, partitions: list[str]) -> Counter:
+def materialization_counts(dev: Served, asset: str, partitions: list[str]) -> Counter:
     """How many times each of `partitions` of `asset` was materialized."""
     return Counter(e["partition"] for e in materializations(dev, asset, partitions))
 
 
-def materialized_partition_count(dev: DagsterDev, asset: str) -> int:
+def materialized_partition_count(dev: Served, asset: str) -> int:
     stats = dev.graphql(PARTITION_STATS, {"path": key_path(asset)})["assetNodeOrError"]
     return stats["partitionStats"]["numMaterialized"]
 
 
-def lake_days(dev: DagsterDev, table: str) -> list[str]:
+def lake_days(dev: Served, table: str) -> list[str]:
     """The days of `table` present in the lake: its `date=YYYY-MM-DD` folders."""
     folder = dev.lake.root / table
     return sorted(p.name.removeprefix("date=") for p in folder.glob("date=*"))
 
 
-def lake_parquet_files(dev: DagsterDev, table: str, day: str) -> list[str]:
+def lake_parquet_files(dev: Served, table: str, day: str) -> list[str]:
     return sorted(
         p.name
         for p in dev.lake.partition_file(table, date.fromisoformat(day)).parent.glob("*.parquet")
     )
 
 
-def lake_query(dev: DagsterDev, table: str, days: list[str], sql: str) -> list[tuple]:
+def lake_query(dev: Served, table: str, days: list[str], sql: str) -> list[tuple]:
     """`sql` over the partitions `days` of `table`, registered as the view `t`."""
     files = [str(dev.lake.partition_file(table, date.fromisoformat(day))) for day in days]
     con = duckdb.connect()
@@ -103,22 +103,15 @@ query Backfill($id: String!) {
   partitionBackfillOrError(backfillId: $id) {
     ... on PartitionBackfill {
       status
-      assetBackfillData {
-        assetBackfillStatuses {
-          ... on AssetPartitionsStatusCounts {
-            assetKey { path }
-            numPartitionsTargeted
-            numPartitionsInProgress
-            numPartitionsMaterialized
-            numPartitionsFailed
-          }
-        }
-      }
+      isAssetBackfill
+      partitionSetName
+      runs(limit: 100) { runId status jobName tags { key value } }
     }
   }
 }
 """
 FINISHED_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+FINISHED_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
 
 ACTIVITY = """
 {
@@ -130,8 +123,8 @@ ACTIVITY = """
 """
 
 RUNS = """
-query Runs($tags: [ExecutionTag!]) {
-  runsOrError(filter: {tags: $tags}) {
+query Runs($tags: [ExecutionTag!], $statuses: [RunStatus!]) {
+  runsOrError(filter: {tags: $tags, statuses: $statuses}) {
     ... on Runs {
       results { runId status assetSelection { path } tags { key value } }
     }
@@ -140,30 +133,32 @@ query Runs($tags: [ExecutionTag!]) {
 """
 
 
-def finished_backfill(dev: DagsterDev, backfill_id: str) -> dict | None:
-    """The backfill's status and per-asset partition counts once it finished, else None."""
+def finished_backfill(dev: Served, backfill_id: str) -> dict | None:
+    """The backfill, with its runs and their tags as dicts, once it launched all its runs and
+    every one of them finished; None until then."""
     backfill = dev.graphql(BACKFILL, {"id": backfill_id})["partitionBackfillOrError"]
-    if backfill["status"] not in FINISHED_BACKFILL:
+    runs = backfill["runs"]
+    if backfill["status"] not in FINISHED_BACKFILL or not runs:
         return None
-    return {
-        "status": backfill["status"],
-        "assets": {
-            "/".join(counts["assetKey"]["path"]): counts
-            for counts in backfill["assetBackfillData"]["assetBackfillStatuses"]
-        },
-    }
+    if any(run["status"] not in FINISHED_RUN for run in runs):
+        return None
+    for run in runs:
+        run["tags"] = {tag["key"]: tag["value"] for tag in run["tags"]}
+    return backfill
 
 
-def busy(dev: DagsterDev) -> bool:
+def busy(dev: Served) -> bool:
     """Whether any run is queued or in progress, or any backfill still has partitions to request."""
     data = dev.graphql(ACTIVITY)
     return bool(data["runsOrError"]["count"] or data["partitionBackfillsOrError"]["results"])
 
 
-def runs_tagged(dev: DagsterDev, tags: dict[str, str]) -> list[dict]:
-    """Runs carrying every tag of `tags`, newest first, with their tags as a dict."""
+def runs_tagged(dev: Served, tags: dict[str, str], statuses: list[str] | None = None) -> list[dict]:
+    """Runs carrying every tag of `tags` (in `statuses`, when given), newest first, with their
+    tags as a dict."""
     tag_filter = [{"key": key, "value": value} for key, value in tags.items()]
-    runs = dev.graphql(RUNS, {"tags": tag_filter})["runsOrError"]["results"]
+    answer = dev.graphql(RUNS, {"tags": tag_filter, "statuses": statuses})
+    runs = answer["runsOrError"]["results"]
     for run in runs:
         run["tags"] = {tag["key"]: tag["value"] for tag in run["tags"]}
     return runs

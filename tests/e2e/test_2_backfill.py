@@ -1,107 +1,146 @@
-"""Journey 2: a user backfills a week that was never ingested, and the daily graph fills in once.
+"""Journey 2: from the lineage page, a person backfills the flights of the last two weeks of the
+year, far ahead of the live replay.
 
-The user backfills the raw tables of the week from the lineage page; the daily cycle (the
-platform's automation) then computes features, drift reports, predictions and quality for those
-days. Every partition of the week must then exist exactly once: one materialization per asset and
-day in Dagster's event log, one file per day in the lake, one row per flight.
+The backfill runs through the `Flights` job (assets/dataset_jobs.py): one run of exactly the
+selected tables and days. The daily cycle then computes features, drift reports, predictions and
+quality for the days whose inputs the backfill brought (the last eight: features read the
+outcomes of the seven days before theirs) and leaves the first seven waiting for their history,
+without failing them; the replay goes on day by day from where it stood, and no run fails.
 """
 
 import re
+from datetime import date, timedelta
 
 import dagster as dg
 from playwright.sync_api import Page, expect
 
-from assets.partitions import daily_partitions
+from assets import CATALOG
+from assets.dataset_jobs import dataset_job_name
 from e2e.browser import filter_asset_graph, screenshot
 from e2e.facts import (
     busy,
     finished_backfill,
     lake_days,
     lake_parquet_files,
-    lake_query,
     materialization_counts,
+    materializations,
+    runs_tagged,
 )
 from e2e.server import (
     BACKFILL_FIRST,
     BACKFILL_LAST,
-    DAILY_GRAPH,
-    MODEL,
     RAW_TABLES,
-    SYNTHETIC,
-    DagsterDev,
+    REPLAY_FROM,
+    Served,
     poll_until,
 )
+from sensors.run_tags import RANGE_END_TAG, RANGE_START_TAG, TRIGGER_TAG, Trigger
 
-# Tables with one row per flight, identified by (flight_date, carrier, flight, origin).
-PER_FLIGHT = ["raw_flights", "flight_outcomes", f"{MODEL}/features", f"{MODEL}/predictions"]
-BACKFILL_TIMEOUT_S = 300
-DAILY_CYCLE_TIMEOUT_S = 420
+FLIGHTS = CATALOG.tables["raw_flights"][0]
+SERVED = [
+    *(f"{m.name}/features" for m in CATALOG.models_of(FLIGHTS) if not m.features_from),
+    *(
+        f"{m.name}/{asset}"
+        for m in CATALOG.models_of(FLIGHTS)
+        for asset in ("predictions", "feature_drift", "prediction_quality")
+    ),
+]
+LOOKBACK_DAYS = 7  # flight_delay's features read the outcomes of the week before
+BACKFILL_TIMEOUT_S = 600
+DAILY_CYCLE_TIMEOUT_S = 900
+REPLAY_TIMEOUT_S = 600
 
 
-def test_backfill_a_week_from_the_ui(page: Page, dagster_dev: DagsterDev) -> None:
-    week = daily_partitions.get_partition_keys_in_range(
-        dg.PartitionKeyRange(BACKFILL_FIRST, BACKFILL_LAST)
-    )
-    for asset in DAILY_GRAPH:
-        assert not materialization_counts(dagster_dev, asset, week), f"{asset} already has {week}"
-        assert not set(week) & set(lake_days(dagster_dev, asset)), f"{asset} in the lake already"
+def days(first: str, last: str) -> list[str]:
+    return FLIGHTS.partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
 
-    # Lineage -> filter the raw tables -> Materialize all -> a custom partition range.
+
+def replayed(served: Served) -> list[str]:
+    """The days the replay brought, in order."""
+    runs = runs_tagged(served, {TRIGGER_TAG: Trigger.REPLAY}, ["SUCCESS"])
+    return sorted(run["tags"]["dagster/partition"] for run in runs)
+
+
+def test_backfill_two_weeks_ahead_of_the_replay_from_the_ui(page: Page, served: Served) -> None:
+    weeks = days(BACKFILL_FIRST, BACKFILL_LAST)
+    for asset in [*RAW_TABLES, *SERVED]:
+        assert not materialization_counts(served, asset, weeks), f"{asset} has days of {weeks}"
+    replayed_before = replayed(served)
+
+    # Lineage -> the flights group -> Materialize all -> a custom partition range.
     page.goto("/")
     page.get_by_role("link", name=re.compile(r"Lineage$")).click()
-    filter_asset_graph(page, " or ".join(f'key:"{table}"' for table in RAW_TABLES))
-    page.get_by_role("button", name="Materialize all").click()
+    filter_asset_graph(page, f'group:"{FLIGHTS.name}"')
+    page.get_by_role("button", name="Materialize all…").click()
     dialog = page.get_by_role("dialog")
-    expect(
-        dialog.get_by_text(f"Launch runs to materialize {len(RAW_TABLES)} assets")
-    ).to_be_visible()
+    tables = len(FLIGHTS.tables)
+    expect(dialog.get_by_text(f"Launch runs to materialize {tables} assets")).to_be_visible()
     dialog.get_by_placeholder(re.compile(r"^ex: ")).fill(f"[{BACKFILL_FIRST}...{BACKFILL_LAST}]")
     dialog.get_by_placeholder(re.compile(r"^ex: ")).press("Enter")
-    expect(dialog.get_by_text(f"{len(week)} partitions", exact=True)).to_be_visible()
+    expect(dialog.get_by_text(f"{len(weeks)} partitions", exact=True)).to_be_visible()
     dialog.get_by_role("button", name="Launch backfill").click()
     created = page.get_by_text(re.compile(r"^Created backfill \w+$"))
     backfill_id = created.inner_text().split()[-1]
     page.get_by_role("link", name="View", exact=True).click()
     expect(page).to_have_url(re.compile(rf"/runs/b/{backfill_id}"))
 
+    # One run of the flights job over exactly the days selected, and it succeeded.
     backfill = poll_until(
-        lambda: finished_backfill(dagster_dev, backfill_id),
+        lambda: finished_backfill(served, backfill_id),
         BACKFILL_TIMEOUT_S,
         f"backfill {backfill_id} to finish",
     )
-    assert backfill["status"] == "COMPLETED_SUCCESS", backfill
-    assert sorted(backfill["assets"]) == sorted(RAW_TABLES)
-    for counts in backfill["assets"].values():
-        assert counts["numPartitionsMaterialized"] == len(week), counts
+    assert not backfill["isAssetBackfill"], "a job backfill: it never extends the selection"
+    [run] = backfill["runs"]
+    assert run["status"] == "SUCCESS", run
+    assert run["jobName"] == dataset_job_name(FLIGHTS)
+    assert (run["tags"][RANGE_START_TAG], run["tags"][RANGE_END_TAG]) == (
+        BACKFILL_FIRST,
+        BACKFILL_LAST,
+    )
+    for table in RAW_TABLES:
+        assert materialization_counts(served, table, weeks) == dict.fromkeys(weeks, 1), table
     page.reload()
-    expect(page.get_by_text("100% completed")).to_have_count(len(RAW_TABLES))
+    expect(page.get_by_text("Succeeded").first).to_be_visible()
     screenshot(page, "2-backfill")
 
-    # The daily cycle computes the rest of each day; then nothing runs twice.
+    # The daily cycle computes the days whose history came with the backfill, once each.
+    computable = weeks[LOOKBACK_DAYS:]
     poll_until(
         lambda: (
-            not busy(dagster_dev)
+            not busy(served)
             and all(
-                len(materialization_counts(dagster_dev, asset, week)) == len(week)
-                for asset in DAILY_GRAPH
+                len(materialization_counts(served, asset, computable)) == len(computable)
+                for asset in SERVED
             )
         ),
         DAILY_CYCLE_TIMEOUT_S,
-        f"the daily cycle to compute {', '.join(DAILY_GRAPH[3:])} for {BACKFILL_FIRST}..",
+        f"the daily cycle to compute {', '.join(SERVED)} for {computable[0]}..",
     )
-    for asset in DAILY_GRAPH:
-        counts = materialization_counts(dagster_dev, asset, week)
-        assert counts == dict.fromkeys(week, 1), f"{asset}: materializations per day {counts}"
-        for day in week:
-            files = lake_parquet_files(dagster_dev, asset, day)
-            assert files == ["part-0.parquet"], f"{asset} {day}: {files}"
-    for table in PER_FLIGHT:
-        [(rows, flights, days)] = lake_query(
-            dagster_dev,
-            table,
-            week,
-            "SELECT count(*), count(DISTINCT (flight_date, carrier, flight, origin)), "
-            "count(DISTINCT flight_date) FROM t",
-        )
-        assert rows == flights == len(week) * SYNTHETIC["flights_per_day"], (table, rows, flights)
-        assert days == len(week), table
+    for asset in SERVED:
+        counts = materialization_counts(served, asset, weeks)
+        assert counts == dict.fromkeys(computable, 1), f"{asset}: {counts}"
+        for day in computable:
+            assert lake_parquet_files(served, asset, day) == ["part-0.parquet"], (asset, day)
+
+    # Nothing spilled: every day materialized is the replay's, or one of the backfill's.
+    frontier = max(replayed(served))
+    for asset in [*RAW_TABLES, *SERVED]:
+        beyond = {e["partition"] for e in materializations(served, asset)} - set(weeks)
+        assert max(beyond) <= frontier, f"{asset} has days nobody asked for: {sorted(beyond)}"
+        assert set(lake_days(served, asset)) - set(weeks) == beyond, asset
+
+    # The replay goes on day by day from where it stood (before its first day, if it had not
+    # brought one yet).
+    before_first = date.fromisoformat(REPLAY_FROM) - timedelta(days=1)
+    start = date.fromisoformat(max(replayed_before, default=before_first.isoformat()))
+    next_days = [(start + timedelta(days=i)).isoformat() for i in (1, 2)]
+    poll_until(
+        lambda: set(next_days) <= set(replayed(served)),
+        REPLAY_TIMEOUT_S,
+        f"the replay to bring {next_days}",
+    )
+    ingested = {e["partition"] for e in materializations(served, RAW_TABLES[0])}
+    assert set(days(REPLAY_FROM, max(replayed(served)))) <= ingested, "no day was skipped"
+    failed = runs_tagged(served, {}, ["FAILURE"])
+    assert not failed, f"failed runs: {[(r['runId'], r['tags']) for r in failed]}"

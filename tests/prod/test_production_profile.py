@@ -37,6 +37,8 @@ from conftest import (
 
 from assets import CATALOG
 from assets import defs as asset_defs
+from assets.notebooks import NOTEBOOK_STAGE
+from assets.tags import STAGE_TAG
 from prod.conftest import Production, environment_of
 from prod.servers import REPO_ROOT
 from resources import defs as resource_defs
@@ -70,13 +72,16 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def daily_cycle_keys() -> list[str]:
-    """Every daily asset of the flights except the models: what the daily cycle materializes for
-    a day."""
+    """Every daily asset of the flights except the models and the notebooks (each follows a
+    trained version, and `test_notebooks` runs them): what the daily cycle materializes for a
+    day."""
     graph = dg.Definitions.merge(asset_defs, resource_defs).resolve_asset_graph()
     return sorted(
         key.to_user_string()
         for key in graph.get_all_asset_keys()
-        if graph.get(key).partitions_def == FLIGHTS.partitions and key.path[-1] != "model"
+        if graph.get(key).partitions_def == FLIGHTS.partitions
+        and key.path[-1] != "model"
+        and graph.get(key).tags.get(STAGE_TAG) != NOTEBOOK_STAGE
     )
 
 

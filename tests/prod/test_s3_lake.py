@@ -1,17 +1,21 @@
 """The lake and the registry on an S3-compatible server: same behaviour as on a local disk."""
 
+import threading
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import duckdb
 import pytest
-from conftest import flight_rows, flights_frame
+from conftest import flight_rows, flights_frame, free_port
 
 from prod.conftest import Production
-from prod.servers import free_port
 from resources.lake import Lake
 from resources.registry import ArtifactIntegrityError, ModelRegistry
+from resources.reports import report_server
 from resources.storage import StoreUnreachable
+from resources.warehouse import analyst_session
 
 TABLE = "raw_flights"
 D1, D2, D3 = date(2013, 1, 1), date(2013, 1, 2), date(2013, 1, 3)
@@ -86,6 +90,40 @@ def test_analysts_query_an_s3_lake_without_a_catalog_file(lake: Lake, tmp_path):
     assert not (tmp_path / "warehouse.duckdb").exists()
     con = warehouse.connect()
     assert con.execute(f"SELECT count(*) FROM {TABLE}").fetchone() == (2,)
+
+
+def test_an_analysts_own_database_holds_their_tables_beside_the_s3_lakes(
+    lake: Lake, tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    lake.write_partitions(
+        TABLE, flights_frame([(D1, "AA", 1), (D2, "B6", 2)]), "flight_date", [D1, D2]
+    )
+    monkeypatch.setenv("PLATFORM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PLATFORM_LAKE_URI", lake.uri)
+    with analyst_session("ana") as mine:
+        mine.execute(f"CREATE TABLE early AS SELECT * FROM {TABLE} WHERE flight_date = '{D1}'")
+    with analyst_session("ana") as again:
+        assert again.execute("SELECT count(*) FROM early").fetchone() == (1,)
+        assert again.execute(f"SELECT count(*) FROM {TABLE}").fetchone() == (2,)
+    assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+def test_reports_on_s3_open_through_the_report_server(lake: Lake):
+    page = "flight_delay/feature_drift/date=2013-01-01/report.html"
+    lake.write_object(page, b"<html>drift</html>")
+    lake.write_partitions(TABLE, flights_frame([(D1, "AA", 1)]), "flight_date", [D1])
+    port = free_port()
+    server = report_server(lake.store, "127.0.0.1", port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/{page}", timeout=10) as answer:
+            assert answer.read() == b"<html>drift</html>"
+        table = f"http://127.0.0.1:{port}/{lake.partition_key(TABLE, D1)}"
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(table, timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_platform_endpoint_variable_overrides_the_aws_one(
