@@ -315,7 +315,7 @@ def report(profiles: list[Profile]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", action="store_true", help="keep the servers' folder")
     parser.add_argument(
         "--quick", action="store_true", help="two weeks after the cutoffs instead of the year"
