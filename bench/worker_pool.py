@@ -53,6 +53,7 @@ sys.path.insert(0, str(settings.REPO_ROOT / "tests"))
 from prod.servers import (  # noqa: E402
     REPO_ROOT,
     create_database,
+    create_instance_tables,
     start_celery_worker,
     start_postgres,
     start_redis,
@@ -222,6 +223,8 @@ def measure(servers: Servers, profile: Profile, number: int, quick: bool) -> Pro
     env = profile_environment(servers, profile, number)
     logs = Path(env["PLATFORM_DATA_DIR"]).parent / "logs"
     logs.mkdir()
+    if profile.workers:  # workers opening a fresh database side by side race on its tables
+        create_instance_tables(env)
     workers = [
         start_celery_worker(
             f"bench-{number}-{i}", env, logs.parent / f"worker-{i}", PRODUCTION_YAML

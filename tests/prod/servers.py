@@ -285,6 +285,24 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         os.killpg(process.pid, signum)
 
 
+def create_instance_tables(environment: dict[str, str]) -> None:
+    """Open the Dagster instance of `environment` (its DAGSTER_HOME and DAGSTER_PG_* variables) in
+    one process, which creates its tables in a fresh database. Celery workers open the instance as
+    they start, and two opening a fresh database side by side race on creating the tables: one
+    exits with `type "run_tags" already exists`. In a deployment the webserver or the daemon has
+    created them before any worker starts."""
+    opened = subprocess.run(
+        [sys.executable, "-c", "import dagster as dg; dg.DagsterInstance.get().dispose()"],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+    )
+    if opened.returncode != 0:
+        raise RuntimeError(f"the instance could not be opened:\n{opened.stderr[-3000:]}")
+
+
 def start_celery_worker(
     name: str, environment: dict[str, str], folder: Path, dagster_yaml: Path
 ) -> CeleryWorker:

@@ -6,7 +6,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from prod.conftest import PRODUCTION_YAML, Production, environment_of
-from prod.servers import CeleryWorker, start_celery_worker, wait_for_workers
+from prod.servers import (
+    CeleryWorker,
+    create_instance_tables,
+    start_celery_worker,
+    wait_for_workers,
+)
 from resources import settings
 
 # The source every process of a test deployment reads: small synthetic days.
@@ -37,7 +42,9 @@ def start_worker(name: str, environment: dict[str, str], folder: Path) -> Celery
 def worker_pool(
     names: Sequence[str], environment: dict[str, str], folder: Path
 ) -> Iterator[list[CeleryWorker]]:
-    """Workers `names`, started side by side and answering; stopped on exit."""
+    """Workers `names`, started side by side on an instance whose tables exist, and answering;
+    stopped on exit."""
+    create_instance_tables(environment)
     workers = []
     try:
         for name in names:
