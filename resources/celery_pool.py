@@ -144,9 +144,13 @@ class Watched:
 
     def _watch(self) -> None:
         """Ping the worker that runs the step; resubmit the step (or give up) when it is lost."""
-        if self.result.state != "STARTED":  # still queued: no worker holds it yet
+        # One read of the task's state and info: read apart, the step may end between them, and
+        # the info is then its result (the step's events), not the worker that holds it.
+        meta = self.result.backend.get_task_meta(self.result.id)
+        if meta.get("status") != "STARTED":  # still queued (no worker holds it yet), or ended
             return
-        worker = (self.result.info or {}).get("hostname")
+        info = meta.get("result")
+        worker = info.get("hostname") if isinstance(info, dict) else None
         if not worker or self.app.control.ping(destination=[worker], timeout=PING_SECONDS):
             self.silent = 0
             return
