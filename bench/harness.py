@@ -77,9 +77,9 @@ class DailyGraph:
     `unpartitioned`: the dataset's registers (no partitions; the flights' plane register);
     `raw_tables`, `features`: the daily assets models are trained from;
     `first_cutoffs`: each first training cutoff and the model assets trained for it;
-    `after_models`: daily assets that need a champion (predictions, drift, quality);
-    `notebooks`: the declared notebooks, kept apart: they run in runs of their own after what
-    they follow (`assets.automation`), and nothing of the daily cycle reads them.
+    `after_models`: daily assets that need a champion (predictions, drift, quality).
+    Notebooks are left out: they run in runs of their own after what they follow
+    (`assets.automation`), and nothing of the daily cycle reads them.
     Read from the asset tags of the definitions (`assets.tags`), so it follows the declarations.
     """
 
@@ -91,7 +91,6 @@ class DailyGraph:
     features: tuple[str, ...]
     first_cutoffs: dict[str, tuple[str, ...]]
     after_models: tuple[str, ...]
-    notebooks: tuple[str, ...] = ()
 
     @property
     def before_models(self) -> tuple[str, ...]:
@@ -156,7 +155,7 @@ class DailyGraph:
             cutoffs.setdefault(cutoff, []).append(model_key(spec).to_user_string())
         raw, features = stages.pop(INGESTION, set()), stages.pop(FEATURES, set())
         stages.pop(TRAINING, None)
-        notebooks = stages.pop(NOTEBOOK_STAGE, set())
+        stages.pop(NOTEBOOK_STAGE, None)
         return cls(
             dataset=dataset,
             first_day=declared.first_day.isoformat(),
@@ -166,7 +165,6 @@ class DailyGraph:
             features=tuple(sorted(features)),
             first_cutoffs={c: tuple(sorted(keys)) for c, keys in sorted(cutoffs.items())},
             after_models=tuple(sorted(set().union(*stages.values()))),
-            notebooks=tuple(sorted(notebooks)),
         )
 
 

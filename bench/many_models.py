@@ -22,7 +22,7 @@ the flights and 24 on electricity. On a fresh temporary lake and Dagster instanc
 
 Targets (issue 14): load within 10 s, each tick within 0.5 s.
 
-    .venv/bin/python -m bench.many_models           # about 10 minutes on 2 cores
+    .venv/bin/python -m bench.many_models           # 12 to 15 minutes on 2 cores
     .venv/bin/python -m bench.many_models --quick   # the load times only (about a minute)
 """
 

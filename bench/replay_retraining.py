@@ -31,8 +31,8 @@ for `flight_delay` a gain in daily AUC of at least 0.03 (issue 4); a model with 
 must beat it on the mean of the days (issue 14 asks for the comparison; a model that loses to
 the forecast it replaces is not worth serving).
 
-    .venv/bin/python -m bench.replay_retraining                        # the flights (~15 min)
-    .venv/bin/python -m bench.replay_retraining --dataset electricity  # 2014 (~6 min)
+    .venv/bin/python -m bench.replay_retraining                        # the flights (~40 min)
+    .venv/bin/python -m bench.replay_retraining --dataset electricity  # 2014 (~15 min)
     .venv/bin/python -m bench.replay_retraining --through 2013-03-20   # a smoke run
 """
 
