@@ -4,15 +4,13 @@ import re
 from collections import defaultdict
 from datetime import date
 
-import dagster as dg
+from conftest import asset_graph
 from playwright.sync_api import Page, expect
 
 from assets import CATALOG
-from assets import defs as asset_defs
 from e2e.browser import expand_all_groups, filter_asset_graph, metadata_value, screenshot
 from e2e.facts import lake_days, lake_query, materializations, materialized_partition_count
 from e2e.server import MODEL, Served
-from resources import defs as resource_defs
 from resources.registry import ModelRegistry
 
 PREDICTIONS = f"{MODEL}/predictions"
@@ -22,7 +20,7 @@ CHAIN = ["raw_flights", "features", "model", "predictions"]
 def nodes_by_group() -> dict[str, set[str]]:
     """The node labels of each group of the code location (a node shows the last part of its
     key)."""
-    graph = dg.Definitions.merge(asset_defs, resource_defs).resolve_asset_graph()
+    graph = asset_graph()
     groups: dict[str, set[str]] = defaultdict(set)
     for key in graph.get_all_asset_keys():
         groups[graph.get(key).group_name].add(key.path[-1])
