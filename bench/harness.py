@@ -29,7 +29,8 @@ from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
-from resources.paths import REPO_ROOT, data_dir
+
+from resources.settings import REPO_ROOT, data_dir
 
 # Single-run backfill policies are beta in Dagster 1.13; their warnings would bury the figures.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -43,6 +44,8 @@ LOG_TAIL_LINES = 40
 # own opt-in (its maintainers' advice for wide single-run backfills, dagster-io/dagster#32242);
 # the price is that the partitions of a failed single run show as missing, not failed.
 INSTANCE_SETTINGS = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
+# How busy the machine was when the benchmark started (1-minute load average), for its record.
+LOAD_AT_START = os.getloadavg()[0]
 
 
 class BenchError(RuntimeError):
@@ -69,18 +72,39 @@ def bench_dir() -> Path:
 
 @dataclass(frozen=True)
 class DailyGraph:
-    """The daily graph split where a backfill has to split it.
+    """One dataset's daily graph split where a backfill has to split it.
 
-    `unpartitioned`: assets the daily ones read that have no partitions (the plane register);
-    `before_models`: daily assets models are trained from (raw tables, features);
-    `models`: the training group, one partition per training cutoff;
+    `unpartitioned`: the dataset's registers (no partitions; the flights' plane register);
+    `raw_tables`, `features`: the daily assets models are trained from;
+    `first_cutoffs`: each first training cutoff and the model assets trained for it;
     `after_models`: daily assets that need a champion (predictions, drift, quality).
+    Notebooks are left out: they run in runs of their own after what they follow
+    (`assets.automation`), and nothing of the daily cycle reads them.
+    Read from the asset tags of the definitions (`assets.tags`), so it follows the declarations.
     """
 
+    dataset: str
+    first_day: str
+    last_day: str
     unpartitioned: tuple[str, ...]
-    before_models: tuple[str, ...]
-    models: tuple[str, ...]
+    raw_tables: tuple[str, ...]
+    features: tuple[str, ...]
+    first_cutoffs: dict[str, tuple[str, ...]]
     after_models: tuple[str, ...]
+
+    @property
+    def before_models(self) -> tuple[str, ...]:
+        return self.raw_tables + self.features
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model asset of the graph."""
+        return tuple(sorted(k for keys in self.first_cutoffs.values() for k in keys))
+
+    @property
+    def first_cutoff(self) -> str:
+        """The first day every model of the graph has a champion: predictions start there."""
+        return max(self.first_cutoffs)
 
     @property
     def daily(self) -> tuple[str, ...]:
@@ -88,26 +112,59 @@ class DailyGraph:
         return self.before_models + self.after_models
 
     @classmethod
-    def from_definitions(cls) -> "DailyGraph":
-        from assets.partitions import daily_partitions
+    def from_definitions(cls, dataset: str, models: Sequence[str] | None = None) -> "DailyGraph":
+        """The graph of `dataset` with all its models, or only `models` (and the features they
+        read, when another model owns them)."""
+        from assets import CATALOG
+        from assets.ingestion import INGESTION
+        from assets.keys import model_key
+        from assets.model_pipeline import FEATURES, TRAINING
+        from assets.notebooks import NOTEBOOK_STAGE
+        from assets.tags import DATASET_TAG, MODEL_TAG, STAGE_TAG
 
+        declared = next((d for d in CATALOG.datasets if d.name == dataset), None)
+        if declared is None:
+            known = ", ".join(d.name for d in CATALOG.datasets)
+            raise BenchError(f"no dataset {dataset!r}; declared: {known}")
+        specs = CATALOG.models_of(declared)
+        if models is not None:
+            unknown = sorted(set(models) - {m.name for m in specs})
+            if unknown:
+                raise BenchError(f"{dataset} has no model {unknown}")
+            specs = [m for m in specs if m.name in models]
+        chosen = {m.name for m in specs}
+        owners = {CATALOG.features_owner(m).name for m in specs}
         graph = code_location().resolve_asset_graph()
-        keys = [k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
-        daily = {k for k in keys if graph.get(k).partitions_def == daily_partitions}
-        models = {k for k in daily if graph.get(k).group_name == "training"}
-        downstream = dg.AssetSelection.assets(*models).downstream(include_self=False)
-        after = downstream.resolve(graph) & daily
-        upstream = dg.AssetSelection.assets(*daily).upstream(include_self=False).resolve(graph)
-        unpartitioned = {k for k in upstream if graph.get(k).partitions_def is None}
-
-        def names(found: Iterable[dg.AssetKey]) -> tuple[str, ...]:
-            return tuple(sorted(k.to_user_string() for k in found))
-
+        stages: dict[str, set[str]] = {}
+        unpartitioned = set()
+        for key in graph.get_all_asset_keys():
+            node = graph.get(key)
+            tags = node.tags
+            if not node.is_materializable or tags.get(DATASET_TAG) != dataset:
+                continue
+            model, stage = tags.get(MODEL_TAG), tags.get(STAGE_TAG, "")
+            if model and model not in chosen and not (stage == FEATURES and model in owners):
+                continue
+            if node.partitions_def is None:
+                unpartitioned.add(key.to_user_string())
+            else:
+                stages.setdefault(stage, set()).add(key.to_user_string())
+        cutoffs: dict[str, list[str]] = {}
+        for spec in specs:
+            cutoff = CATALOG.first_cutoff(spec).isoformat()
+            cutoffs.setdefault(cutoff, []).append(model_key(spec).to_user_string())
+        raw, features = stages.pop(INGESTION, set()), stages.pop(FEATURES, set())
+        stages.pop(TRAINING, None)
+        stages.pop(NOTEBOOK_STAGE, None)
         return cls(
-            unpartitioned=names(unpartitioned),
-            before_models=names(daily - models - after),
-            models=names(models),
-            after_models=names(after),
+            dataset=dataset,
+            first_day=declared.first_day.isoformat(),
+            last_day=declared.last_day.isoformat(),
+            unpartitioned=tuple(sorted(unpartitioned)),
+            raw_tables=tuple(sorted(raw)),
+            features=tuple(sorted(features)),
+            first_cutoffs={c: tuple(sorted(keys)) for c, keys in sorted(cutoffs.items())},
+            after_models=tuple(sorted(set().union(*stages.values()))),
         )
 
 
@@ -358,7 +415,7 @@ def table(title: str, figures: Sequence[Figure]) -> str:
 
 
 def machine() -> dict[str, str | int | float]:
-    """The machine the figures were measured on, and how busy it was."""
+    """The machine the figures were measured on, how busy it was, and the code measured."""
     cpu = "unknown"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -367,14 +424,42 @@ def machine() -> dict[str, str | int | float]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    one, five, fifteen = os.getloadavg()
     return {
         "cpu": cpu,
         "cores": os.cpu_count() or 0,
         "memory_gib": round(memory / 2**30, 1),
-        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "load_average_1m_at_start": round(LOAD_AT_START, 2),
+        "load_average_1m_at_end": round(one, 2),
+        "load_average_5m_at_end": round(five, 2),
+        "load_average_15m_at_end": round(fifteen, 2),
         "python": platform.python_version(),
         "dagster": dg.__version__,
+        "commit": commit(),
     }
+
+
+def commit() -> str:
+    """The checkout's commit, marked `+changes` when files differ from it."""
+
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return f"{head}+changes" if git("status", "--porcelain", "--untracked-files=no") else head
+
+
+def measured_on(about: dict) -> str:
+    """One line saying where figures were measured (`machine()`): they are only as quiet as the
+    machine's load."""
+    return (
+        f"measured at commit {about.get('commit', 'unknown')} on {about['cores']} cores "
+        f"({about['cpu']}); load average {about.get('load_average_1m_at_start', '?')} (1 min) "
+        f"at the start, {about['load_average_1m_at_end']} / "
+        f"{about.get('load_average_5m_at_end', '?')} / {about.get('load_average_15m_at_end', '?')}"
+        " (1 / 5 / 15 min) at the end"
+    )
 
 
 def record(name: str, figures: Sequence[Figure], details: dict, started: float) -> Path:
@@ -396,3 +481,14 @@ def record(name: str, figures: Sequence[Figure], details: dict, started: float) 
     latest.write_text(text)
     (folder / f"{name}-{now.strftime('%Y%m%dT%H%M%SZ')}.json").write_text(text)
     return latest
+
+
+def report(name: str, title: str, figures: Sequence[Figure], details: dict, started: float) -> Path:
+    """Print the figures' table with where they were measured, and record them as `name`."""
+    about = machine()
+    print()
+    print(table(title, figures))
+    print(measured_on(about))
+    path = record(name, figures, details, started)
+    print(f"recorded in {path}")
+    return path

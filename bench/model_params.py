@@ -1,11 +1,11 @@
-"""How a model's parameters fare over the bundled year: the evidence behind `DEFAULT_PARAMS`.
+"""How flight_delay's parameters fare over the bundled year: the evidence behind its `PARAMS`.
 
 On a fresh temporary lake (the raw tables and features of 2013, in-process runs as in
 `bench/replay_retraining.py`), for cutoffs on the 1st and 16th of every month from March to
 December: each parameter set is fitted for the cutoff as the model asset fits it
-(`assets.training.fit_candidate`), giving its holdout AUC (what the quality gate sees) and the
-AUC of the version on the 30 days it would then serve. Prints the mean AUC of each set over the
-cutoffs, how many holdouts fall below the gate's floor, and writes `.data/bench/model_params.json`.
+(`bench/fitting.py`), giving its holdout AUC (what the quality gate sees) and the AUC of the
+version on the 30 days it would then serve. Prints the mean AUC of each set over the cutoffs, how
+many holdouts fall below the gate's floor, and writes `.data/bench/model_params.json`.
 
     .venv/bin/python -m bench.model_params        # about five minutes
 """
@@ -16,11 +16,12 @@ import sys
 import time
 from datetime import date, timedelta
 
-from assets.quality_gate import DEFAULT_AUC_FLOOR
-from bench.harness import Figure, info, record, table, workspace
-from bench.replay_retraining import YEAR, Platform, ingest_and_featurize
+from bench.fitting import Year
+from bench.harness import DailyGraph, Figure, info, report, stop_cleanly_on_sigterm, workspace
+from bench.inprocess import InProcess, ingest_and_featurize
 
-# The parameters `DEFAULT_PARAMS` replaced, and two neighbours of the chosen set.
+MODEL = "flight_delay"
+# The parameters `models/flight_delay.PARAMS` replaced, and two neighbours of the chosen set.
 CANDIDATES: dict[str, dict[str, float | int]] = {
     "default": {},
     "previous (lr 0.08, 31 leaves >= 40 rows, l2 1)": {
@@ -39,42 +40,39 @@ CANDIDATES: dict[str, dict[str, float | int]] = {
 SERVED_DAYS = 30
 
 
-def cutoffs() -> list[date]:
-    return [date(2013, month, day) for month in range(3, 13) for day in (1, 16)]
+def cutoffs(year: int) -> list[date]:
+    return [date(year, month, day) for month in range(3, 13) for day in (1, 16)]
 
 
-def evaluate(platform: Platform, spec, params: dict, cutoff: date) -> tuple[float, float]:
-    """Holdout AUC (the gate's evidence) and served AUC of `params` fitted for `cutoff`."""
-    from assets import modeling
-    from assets.model_pipeline import labelled_rows
-    from assets.partitions import days_between, preceding_days
-    from assets.training import fit_candidate
-
-    window = preceding_days(cutoff, spec.window_days)
-    candidate = fit_candidate(spec, labelled_rows(platform.lake, spec, window), window, params)
-    last = min(cutoff + timedelta(days=SERVED_DAYS - 1), date.fromisoformat(YEAR[1]))
-    served = labelled_rows(platform.lake, spec, days_between(cutoff, last))
-    scores = modeling.score(candidate.estimator, spec, served)
-    return candidate.metrics["auc"], modeling.classification_metrics(served["label"], scores)["auc"]
+def evaluate(year: Year, change: dict, cutoff: date) -> tuple[float, float]:
+    """Holdout AUC (the gate's evidence) and served AUC of the parameters fitted for `cutoff`."""
+    estimator, holdout = year.fit(cutoff, change=change)
+    last = cutoff + timedelta(days=SERVED_DAYS - 1)
+    return holdout, year.metric(estimator, year.between(cutoff, last))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
-    from assets import MODELS
+    stop_cleanly_on_sigterm()
+    from assets import CATALOG
 
-    spec = MODELS[0]
+    spec = CATALOG.model(MODEL)
+    graph = DailyGraph.from_definitions(CATALOG.dataset_of(spec).name, [MODEL])
+    plan = cutoffs(int(graph.first_day[:4]))
     started = time.perf_counter()
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in CANDIDATES}
     with workspace("model-params") as space:
-        platform = Platform(space)
-        ingest_and_featurize(platform, spec.name, YEAR[1])
-        for cutoff in cutoffs():
+        runner = InProcess(space)
+        ingest_and_featurize(runner, graph, graph.last_day)
+        year = Year(runner.lake, spec)
+        for cutoff in plan:
             for name, change in CANDIDATES.items():
-                results[name].append(evaluate(platform, spec, {**spec.params, **change}, cutoff))
+                results[name].append(evaluate(year, change, cutoff))
             print(f"  {cutoff}: " + ", ".join(f"{r[-1][1]:.3f}" for r in results.values()))
 
     figures: list[Figure] = []
+    floor = spec.gate_limit
     for name, aucs in results.items():
         holdout, served = zip(*aucs, strict=True)
         figures += [
@@ -85,20 +83,24 @@ def main(argv: list[str] | None = None) -> int:
             ),
             info(f"{name}: holdout AUC, mean", statistics.mean(holdout)),
             info(
-                f"{name}: holdouts below {DEFAULT_AUC_FLOOR}",
-                sum(a < DEFAULT_AUC_FLOOR for a in holdout),
+                f"{name}: holdouts below {floor}",
+                sum(a < floor for a in holdout),
                 note=f"of {len(holdout)} cutoffs",
             ),
         ]
-    print()
-    print(table(f"Model parameters over {len(cutoffs())} cutoffs of 2013", figures))
     details = {
-        "default_params": dict(spec.params),
+        "default_params": dict(spec.params or {}),
         "candidates": CANDIDATES,
-        "cutoffs": [c.isoformat() for c in cutoffs()],
+        "cutoffs": [c.isoformat() for c in plan],
         "holdout_and_served_auc": results,
     }
-    print(f"\nwritten to {record('model_params', figures, details, started)}")
+    report(
+        "model_params",
+        f"{MODEL} parameters over {len(plan)} cutoffs of {graph.first_day[:4]}",
+        figures,
+        details,
+        started,
+    )
     return 0
 
 

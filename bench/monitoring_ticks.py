@@ -6,8 +6,10 @@ after a warm-up day has paid for the imports (evidently, scipy).
 
 A sensor tick is what the daemon runs every interval: `evaluate_tick` on the sensor with the
 instance and the platform's resources. Cursor-based sensors get two ticks, the first one
-initialising the cursor; run-status sensors get a failed run between the two, so the second
-tick finds it and sends its alert. The slower tick is reported.
+initialising the cursor; run-status sensors get a failed run between the two (a model's
+predictions of a day no champion serves), so the second tick finds it and sends its alert. The
+slower tick is reported. The automation sensor's tick is the evaluation of its assets'
+automation conditions in this process.
 """
 
 import os
@@ -16,6 +18,7 @@ import time
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -24,25 +27,28 @@ from resources.lake import Lake
 
 TARGET_DRIFT_SECONDS = 1.0
 TARGET_TICK_SECONDS = 0.5
-# A day no champion serves: predicting it fails, which gives run-status sensors a failure.
-FAILING_DAY = "2013-01-10"
+# A day of the dataset's first weeks, which no champion serves: predicting it fails, which gives
+# run-status sensors a failure.
+FAILING_DAY_OFFSET = timedelta(days=9)
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
-def drift_report_seconds(lake: Lake, sample: Sequence[str]) -> dict:
-    """Median seconds of one day's drift step over `sample`, after a warm-up day.
+def drift_report_seconds(lake: Lake, model: str, sample: Sequence[str]) -> dict:
+    """Median seconds of one day's drift step of `model` over `sample`, after a warm-up day.
 
     Each day is one in-process run of `<model>/feature_drift` against the backfilled lake and an
     in-memory instance: the step's time is the asset's own work for that day (reading features
     and the champion's reference, evidently's tests, the HTML report, writing them), with the
     imports paid by the warm-up run.
     """
-    from assets import MODELS
+    from assets import CATALOG
+    from assets.keys import drift_key
     from resources import platform_resources
+    from resources.sources import Sources
 
-    asset = f"{MODELS[0].name}/feature_drift"
+    asset = drift_key(CATALOG.model(model)).to_user_string()
     defs = code_location()
-    resources = platform_resources(lake=lake)
+    resources = platform_resources(sources=Sources(kind="bundled"), lake=lake)
     step = asset.replace("/", "__")
 
     def one_day(day: str) -> float:
@@ -87,12 +93,23 @@ def environment(**variables: str | None) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def sensor_tick_seconds(instance: dg.DagsterInstance, lake: Lake, data_dir: str) -> dict:
-    """Seconds of one tick of each sensor of the code location against `instance`."""
+def sensor_tick_seconds(
+    instance: dg.DagsterInstance, lake: Lake, data_dir: str, model: str, first_day: str
+) -> dict:
+    """Seconds of one tick of each sensor of the code location against `instance`; the failed
+    run run-status sensors get is `model`'s predictions of a day after `first_day` that no
+    champion serves."""
+    from assets import CATALOG
+    from assets.keys import predictions_key
     from resources import platform_resources
+    from resources.sources import Sources
 
     defs = code_location()
-    resources = platform_resources(lake=lake)
+    resources = platform_resources(sources=Sources(kind="bundled"), lake=lake)
+    failing = (
+        predictions_key(CATALOG.model(model)).to_user_string(),
+        date.fromisoformat(first_day) + FAILING_DAY_OFFSET,
+    )
     seconds, notes = {}, {}
     with environment(
         PLATFORM_DATA_DIR=data_dir,
@@ -102,7 +119,7 @@ def sensor_tick_seconds(instance: dg.DagsterInstance, lake: Lake, data_dir: str)
         for sensor in defs.sensors or []:
             try:
                 seconds[sensor.name], notes[sensor.name] = _two_ticks(
-                    sensor, instance, resources, defs
+                    sensor, instance, resources, defs, failing
                 )
             except Exception as error:  # a broken sensor is a finding, not a bench crash
                 seconds[sensor.name] = float("nan")
@@ -116,6 +133,7 @@ def _two_ticks(
     instance: dg.DagsterInstance,
     resources: dict,
     defs: dg.Definitions,
+    failing: tuple[str, date],
 ) -> tuple[float, str]:
     if isinstance(sensor, dg.AutomationConditionSensorDefinition):
         return _automation_ticks(sensor, instance, defs)
@@ -131,7 +149,7 @@ def _two_ticks(
     first, result = tick(None)
     cursor = getattr(result, "cursor", None)
     if isinstance(sensor, dg.RunStatusSensorDefinition):
-        _fail_a_run(instance, resources, defs)
+        _fail_a_run(instance, resources, defs, *failing)
     second, result = tick(cursor)
     requests = len(getattr(result, "run_requests", None) or [])
     skip = getattr(result, "skip_message", None) or ""
@@ -162,18 +180,18 @@ def _automation_ticks(
     )
 
 
-def _fail_a_run(instance: dg.DagsterInstance, resources: dict, defs: dg.Definitions) -> None:
+def _fail_a_run(
+    instance: dg.DagsterInstance, resources: dict, defs: dg.Definitions, asset: str, day: date
+) -> None:
     """A predictions run for a day no champion serves: it fails as a user's run would."""
-    from assets import MODELS
-
     result = dg.materialize(
         list(defs.assets or []),
-        selection=[f"{MODELS[0].name}/predictions"],
-        partition_key=FAILING_DAY,
+        selection=[asset],
+        partition_key=day.isoformat(),
         instance=instance,
         resources=resources,
         run_config=QUIET,
         raise_on_error=False,
     )
     if result.success:
-        raise RuntimeError(f"predictions of {FAILING_DAY} were expected to fail and did not")
+        raise RuntimeError(f"{asset} of {day} was expected to fail and did not")

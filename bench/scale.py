@@ -1,11 +1,12 @@
-"""The year backfill at 10 and 100 times the real volume, from the synthetic source.
+"""The flights' year backfill at 10 and 100 times the real volume, from the synthetic source.
 
-The bundled year has about 923 flights a day (336,776 in 2013). The synthetic source
-(`PLATFORM_SOURCE=synthetic`, `PLATFORM_SYNTHETIC_FLIGHTS_PER_DAY`) generates the same tables
-at any volume, so the same CLI runs as `bench/backfill.py` backfill the year at 9,300 and 93,000
-flights a day (3.4 M and 34 M flights). For each: wall time, flights per second, the peak
-resident memory of the largest CLI run (its whole process tree, from the kernel's accounting of
-the child), and the growth of the wall time from 10 to 100 times, which is linear when it is 10.
+The bundled year has about 923 flights a day (336,776 in 2013). The flights' synthetic source
+(`PLATFORM_SOURCE_FLIGHTS=synthetic`, `PLATFORM_SYNTHETIC_FLIGHTS_PER_DAY`) generates the same
+tables at any volume, so the same CLI runs as `bench/backfill.py` backfill the flights' graph
+(every model of it, or those `--models` names) over the year at 9,300 and 93,000 flights a day
+(3.4 M and 34 M flights). For each: wall time, flights per second, the peak resident memory of
+the largest CLI run (its whole process tree, from the kernel's accounting of the child), and the
+growth of the wall time from 10 to 100 times, which is linear when it is 10.
 """
 
 import argparse
@@ -13,7 +14,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from bench.backfill import CADENCES, FIRST_CUTOFF, QUICK, YEAR, fast_backfill, model_cutoffs
+from bench.backfill import CADENCES, fast_backfill, model_cutoffs, span
 from bench.harness import (
     CliRun,
     DailyGraph,
@@ -22,12 +23,12 @@ from bench.harness import (
     days,
     info,
     per_asset_seconds,
-    record,
+    report,
     stop_cleanly_on_sigterm,
-    table,
     workspace,
 )
 
+DATASET = "flights"
 REAL_FLIGHTS_PER_DAY = 930
 SCALES = (10, 100)
 TARGET_SECONDS_AT_100 = 600.0
@@ -35,13 +36,14 @@ TARGET_PEAK_GIB = 4.0
 TARGET_GROWTH = 10.0  # linear: ten times the rows, at most ten times the time
 
 
-def backfill_at(scale: int, first: str, last: str, cadence: str, keep: bool) -> dict:
-    """One year (or quick span) backfill of the synthetic source at `scale` times the volume."""
+def backfill_at(
+    graph: DailyGraph, scale: int, first: str, last: str, cadence: str, keep: bool
+) -> dict:
+    """One year (or quick span) backfill of the synthetic flights at `scale` times the volume."""
     flights_per_day = REAL_FLIGHTS_PER_DAY * scale
-    graph = DailyGraph.from_definitions()
-    cutoffs = model_cutoffs(cadence, FIRST_CUTOFF, last)
+    cutoffs = model_cutoffs(cadence, graph, last)
     source = {
-        "PLATFORM_SOURCE": "synthetic",
+        f"PLATFORM_SOURCE_{graph.dataset.upper()}": "synthetic",
         "PLATFORM_SYNTHETIC_FLIGHTS_PER_DAY": str(flights_per_day),
     }
     with workspace(f"scale{scale}x", source, keep=keep) as space:
@@ -101,31 +103,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10x only, 2013-01-01..03-15")
     parser.add_argument(
+        "--models", nargs="+", help="only these models of the flights (default: all of them)"
+    )
+    parser.add_argument(
         "--scales", type=int, nargs="+", help=f"volume multipliers (default {SCALES})"
     )
     parser.add_argument("--cadence", choices=list(CADENCES), default="first")
     parser.add_argument("--keep", action="store_true", help="keep the temporary workspaces")
     args = parser.parse_args(argv)
     stop_cleanly_on_sigterm()
-    first, last = QUICK if args.quick else YEAR
+    graph = DailyGraph.from_definitions(DATASET, args.models)
+    first, last = span(graph, args.quick)
     scales = args.scales or ((10,) if args.quick else SCALES)
     started = time.perf_counter()
 
     results = []
     for scale in scales:
         print(f"backfilling {first}..{last} at {scale}x ...", flush=True)
-        results.append(backfill_at(scale, first, last, args.cadence, args.keep))
+        results.append(backfill_at(graph, scale, first, last, args.cadence, args.keep))
         print(f"  {results[-1]['seconds']:.1f} s", flush=True)
     figures = figures_of(results, f"{first}..{last}")
-    print()
-    print(table(f"Scale: synthetic source ({'quick' if args.quick else 'full'})", figures))
-    path = record(
+    models = ", ".join(m.split("/")[0] for m in graph.models)
+    report(
         "scale-quick" if args.quick else "scale",
+        f"Scale: the flights graph ({models}) from the synthetic source "
+        f"({'quick' if args.quick else 'full'})",
         figures,
-        {"span": [first, last], "results": results},
+        {"span": [first, last], "models": graph.models, "results": results},
         started,
     )
-    print(f"\nrecorded in {path}")
     return 0
 
 

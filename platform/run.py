@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 import bootstrap
 
-                if bootstrap.main() != 0:
+                if bootstrap.main([]) != 0:  # its options are not make run's
                     return 1
             except KeyboardInterrupt:
                 print("\nStopped during the bootstrap; the next make run goes on from there.")

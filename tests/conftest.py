@@ -18,6 +18,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from assets import CATALOG  # noqa: E402
 from assets import defs as asset_defs  # noqa: E402
+from resources import defs as resource_defs  # noqa: E402
 from resources import platform_resources  # noqa: E402
 from resources.lake import Lake  # noqa: E402
 from resources.sources import Sources  # noqa: E402
@@ -88,6 +89,11 @@ class Platform:
             tags=tags,
             run_config=QUIET,
         )
+
+
+def asset_graph():
+    """The graph of the code location's assets, as the UI and the daemon see it."""
+    return dg.Definitions.merge(asset_defs, resource_defs).resolve_asset_graph()
 
 
 @pytest.fixture

@@ -37,6 +37,19 @@ DEFAULTS = SPEC.monitoring
 NO_COOLDOWN = dataclasses.replace(DEFAULTS, retrain_cooldown_days=0)
 
 
+def launched(
+    instance: dg.DagsterInstance, request: dg.RunRequest, status: dg.DagsterRunStatus
+) -> dg.DagsterRun:
+    """The run the daemon would launch for a sensor's retrain request, in `status`."""
+    return create_run_for_test(
+        instance,
+        job_name="__ASSET_JOB",
+        asset_selection=frozenset({MODEL_KEY}),
+        tags={**request.tags, "dagster/partition": request.partition_key},
+        status=status,
+    )
+
+
 def drift(instance: dg.DagsterInstance, settings=DEFAULTS):
     return drift_tick(instance, SPEC, settings, FLIGHTS)
 
@@ -75,13 +88,7 @@ def story(tmp_path_factory) -> Iterator[DriftStory]:
 
         # The daemon launches the request; until that run ends, the same decision is not repeated.
         [request] = drifted.run_requests
-        run = create_run_for_test(
-            instance,
-            job_name="__ASSET_JOB",
-            asset_selection=frozenset({MODEL_KEY}),
-            tags={**request.tags, "dagster/partition": request.partition_key},
-            status=dg.DagsterRunStatus.STARTED,
-        )
+        run = launched(instance, request, dg.DagsterRunStatus.STARTED)
         in_flight = drift(instance)
         instance.delete_run(run.run_id)
 
@@ -290,13 +297,7 @@ def test_after_a_failed_retrain_the_sensors_back_off_for_the_cooldown(instance):
     report_model(instance, VERSION, 0.74)
     report_quality(instance, dict.fromkeys(days_from("2013-05-01", 20), 0.50), VERSION)
     [request] = quality(instance).run_requests
-    failed = create_run_for_test(
-        instance,
-        job_name="__ASSET_JOB",
-        asset_selection=frozenset({MODEL_KEY}),
-        tags={**request.tags, "dagster/partition": request.partition_key},
-        status=dg.DagsterRunStatus.FAILURE,
-    )
+    failed = launched(instance, request, dg.DagsterRunStatus.FAILURE)
     later = days_from("2013-05-21", 5)
     report_quality(instance, dict.fromkeys(later, 0.50), VERSION)  # days pass, still decayed
 

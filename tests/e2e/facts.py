@@ -112,6 +112,7 @@ query Backfill($id: String!) {
 """
 FINISHED_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 FINISHED_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
+SENSOR_NAME_TAG = "dagster/sensor_name"  # Dagster's tag on the runs a sensor launched
 
 ACTIVITY = """
 {

@@ -18,6 +18,7 @@ from assets import CATALOG
 from assets.dataset_jobs import dataset_job_name
 from e2e.browser import filter_asset_graph, screenshot
 from e2e.facts import (
+    SENSOR_NAME_TAG,
     busy,
     finished_backfill,
     lake_days,
@@ -34,6 +35,7 @@ from e2e.server import (
     Served,
     poll_until,
 )
+from sensors.replay import replay_sensor_name
 from sensors.run_tags import RANGE_END_TAG, RANGE_START_TAG, TRIGGER_TAG, Trigger
 
 FLIGHTS = CATALOG.tables["raw_flights"][0]
@@ -56,8 +58,9 @@ def days(first: str, last: str) -> list[str]:
 
 
 def replayed(served: Served) -> list[str]:
-    """The days the replay brought, in order."""
-    runs = runs_tagged(served, {TRIGGER_TAG: Trigger.REPLAY}, ["SUCCESS"])
+    """The days the flights' replay brought, in order (electricity's has a calendar of its own)."""
+    tags = {TRIGGER_TAG: Trigger.REPLAY, SENSOR_NAME_TAG: replay_sensor_name(FLIGHTS)}
+    runs = runs_tagged(served, tags, ["SUCCESS"])
     return sorted(run["tags"]["dagster/partition"] for run in runs)
 
 

@@ -13,7 +13,7 @@ from datetime import date
 from playwright.sync_api import Page, expect
 
 from e2e.browser import metadata_value, screenshot
-from e2e.facts import FINISHED_RUN, runs_tagged
+from e2e.facts import FINISHED_RUN, SENSOR_NAME_TAG, runs_tagged
 from e2e.server import DRIFT_START, MODEL, Served, poll_until
 from resources.registry import ModelRegistry
 from sensors.retrain import drift_sensor_name
@@ -55,7 +55,7 @@ def test_the_replayed_drift_retrains_the_model(page: Page, served: Served) -> No
     assert run["status"] == "SUCCESS", run
     cutoff = run["tags"]["dagster/partition"]
     assert cutoff > DRIFT_START
-    assert run["tags"]["dagster/sensor_name"] == DRIFT_SENSOR
+    assert run["tags"][SENSOR_NAME_TAG] == DRIFT_SENSOR
 
     # The Runs page shows the run and the sensor that launched it.
     page.get_by_role("link", name=re.compile(r"Runs$")).click()

@@ -31,17 +31,16 @@ from conftest import (
     SYNTHETIC_FLIGHTS_PER_DAY,
     BuiltPipeline,
     Platform,
+    asset_graph,
     make_lake,
     synthetic_sources,
 )
 
 from assets import CATALOG
-from assets import defs as asset_defs
 from assets.notebooks import NOTEBOOK_STAGE
 from assets.tags import STAGE_TAG
 from prod.conftest import Production, environment_of
 from prod.servers import REPO_ROOT
-from resources import defs as resource_defs
 from resources.days import days_between
 from resources.lake import Lake
 from resources.sources import Sources
@@ -75,7 +74,7 @@ def daily_cycle_keys() -> list[str]:
     """Every daily asset of the flights except the models and the notebooks (each follows a
     trained version, and `test_notebooks` runs them): what the daily cycle materializes for a
     day."""
-    graph = dg.Definitions.merge(asset_defs, resource_defs).resolve_asset_graph()
+    graph = asset_graph()
     return sorted(
         key.to_user_string()
         for key in graph.get_all_asset_keys()
