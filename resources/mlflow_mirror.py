@@ -38,6 +38,8 @@ ROLE_TAG = "platform.role"
 COMPLETE_TAG = "platform.mirrored"
 HISTORY_TAG = "platform.history_entries"
 ARTIFACT_PATH = "model"
+# Without it MLflow 3's UI opens a new experiment as a GenAI one (traces, judges), not its runs.
+EXPERIMENT_KIND, CLASSIC_ML = "mlflow.experimentKind", "custom_model_development"
 # A server that does not answer makes each call fail within seconds, never retried for minutes:
 # the mirror is retried by the next sync instead.
 _HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
@@ -118,7 +120,11 @@ class _Mirror:
         self.uri, self.registry, self.model = uri.rstrip("/"), registry, model
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         found = self.client.get_experiment_by_name(model)
-        self.experiment = found.experiment_id if found else self.client.create_experiment(model)
+        self.experiment = (
+            found.experiment_id
+            if found
+            else self.client.create_experiment(model, tags={EXPERIMENT_KIND: CLASSIC_ML})
+        )
         self.runs = {
             run.data.tags[VERSION_TAG]: run
             for run in self.client.search_runs(

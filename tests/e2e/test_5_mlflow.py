@@ -37,7 +37,7 @@ def test_the_versions_and_the_champion_alias_show_in_mlflow(browser: Browser, mi
 
     # The experiment named after the model: a run per version, named by the version.
     run_url = done.run_urls[done.champion]
-    page.goto(run_url.split("/runs/")[0])
+    page.goto(run_url.split("/runs/")[0] + "/runs")
     expect(page.get_by_text(done.champion).first).to_be_visible()
     screenshot(page, "5-mlflow-runs")
 
