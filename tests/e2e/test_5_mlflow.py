@@ -38,15 +38,21 @@ def test_the_versions_and_the_champion_alias_show_in_mlflow(browser: Browser, mi
     # The experiment named after the model: a run per version, named by the version.
     run_url = done.run_urls[done.champion]
     page.goto(run_url.split("/runs/")[0] + "/runs")
+    expect(page.get_by_text(done.champion).first).to_be_visible(timeout=60_000)
+    # MLflow 3 opens on its GenAI sidebar, with its assistant's panel beside the runs.
+    page.get_by_role("button", name="Model training").click()
+    assistant = page.get_by_role("button", name="Close")
+    if assistant.is_visible():
+        assistant.click()
     expect(page.get_by_text(done.champion).first).to_be_visible()
     screenshot(page, "5-mlflow-runs")
 
     # The champion's run: its metrics, and the tags that link it back to Dagster.
     page.goto(run_url)
-    expect(page.get_by_text("holdout_auc").first).to_be_visible()
+    expect(page.get_by_text("holdout_auc").first).to_be_visible(timeout=60_000)
 
     # The registered model: the champion alias on the champion's model version.
     page.goto(f"{server.uri}/#/models/{MODEL}")
-    expect(page.get_by_text("@ champion").or_(page.get_by_text("champion")).first).to_be_visible()
+    expect(page.get_by_text("@ champion").first).to_be_visible(timeout=60_000)
     screenshot(page, "5-mlflow-model")
     context.close()
