@@ -12,9 +12,10 @@ import dagster as dg
 import pyarrow as pa
 
 from assets.catalog import Catalog
+from assets.comparison import compare
 from assets.features import features_of_days, inputs_of_day
 from assets.keys import features_key, model_key, predictions_key
-from assets.metadata import rows_metadata, with_preview
+from assets.metadata import markdown_table, rows_metadata, with_preview
 from assets.model_spec import ModelSpec, Task
 from assets.partitions import (
     daily_backfill_policy,
@@ -35,6 +36,8 @@ from assets.scoring import (
 )
 from assets.tags import asset_tags
 from assets.training import Trained, TrainingConfig, labelled_rows, train_cutoff
+from assets.tuning import study_table
+from resources import mlflow_mirror
 from resources.days import row_chunks
 from resources.lake import Lake
 from resources.registry import ModelRegistry
@@ -47,6 +50,11 @@ MODEL_VERSION = "version"
 # promoted, and the version that serves from that cutoff on (it, or the champion it failed to beat).
 GATE_PASSED, PROMOTED, SERVING_VERSION = "gate_passed", "promoted", "serving_version"
 GATE_REASON = "gate_reason"
+# Metadata of each cutoff: the model's recent versions side by side (`assets.comparison`), and the
+# hyperparameter search's trials when there was one.
+VERSIONS_COMPARED, SEARCH_STUDY = "versions_compared", "search_study"
+# Metadata of each cutoff when the MLflow mirror is on: the version's MLflow run.
+MLFLOW_RUN = "mlflow_run"
 # Metadata of each day of `<model>/predictions`.
 MEAN_SCORE = "mean_score"
 FEATURES, TRAINING, INFERENCE = "features", "training", "inference"
@@ -182,7 +190,7 @@ def model_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
             if day in lacking:
                 continue
             labelled = labelled_rows(lake, catalog, spec, window, config.max_training_rows)
-            result = train_cutoff(spec, config, registry, day, window, labelled)
+            result = train_cutoff(spec, config, registry, day, window, labelled, context.run_id)
             context.log.info(
                 f"{result.record['version']}: gate {'passed' if result.decision.passed else 'FAILED'}"
                 f" ({result.decision.reason}){'; promoted' if result.promoted else ''}"
@@ -191,6 +199,18 @@ def model_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
         table = key.to_user_string()
         history = version_history(registry, spec)
         write_history(lake, table, f"{spec.name}: versions by cutoff", history)
+        mirrored = (
+            mlflow_mirror.mirror_quietly(
+                registry, spec.name, [t.record["version"] for t in trained]
+            )
+            if trained
+            else None
+        )
+        compared = (
+            {VERSIONS_COMPARED: dg.MetadataValue.md(markdown_table(compare(registry, lake, spec)))}
+            if trained
+            else {}
+        )
         serving = champions_in_force(registry, spec, sorted(lacking))[0]
         consequence = "; ".join(
             f"{version} keeps serving from {day}" for day, version in serving.items()
@@ -200,6 +220,8 @@ def model_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
             {
                 date.fromisoformat(t.record["partition"]): model_metadata(spec, t)
                 | plot_link(table)
+                | compared
+                | mlflow_link(mirrored, t.record["version"])
                 for t in trained
             },
             lacking,
@@ -324,6 +346,9 @@ def model_metadata(spec: ModelSpec, trained: Trained) -> dict[str, dg.MetadataVa
         "search_trials": (
             dg.MetadataValue.int(len(record["search_trials"])) if record["search_trials"] else None
         ),
+        SEARCH_STUDY: (
+            dg.MetadataValue.md(markdown_table(study_table(record))) if record["search"] else None
+        ),
         SERVING_VERSION: dg.MetadataValue.text(serving) if serving else None,
     }
     holdout = {holdout_key(name): dg.MetadataValue.float(metrics[name]) for name in spec.metrics}
@@ -347,6 +372,13 @@ def model_metadata(spec: ModelSpec, trained: Trained) -> dict[str, dg.MetadataVa
         "features": dg.MetadataValue.json(record["features"]),
         "params": dg.MetadataValue.json(record["params"]),
     } | {name: value for name, value in optional.items() if value is not None}
+
+
+def mlflow_link(mirrored: "mlflow_mirror.Mirrored | None", version: str) -> dict:
+    """The link to `version`'s MLflow run, when the mirror is on and reached MLflow."""
+    if mirrored is None or version not in mirrored.run_urls:
+        return {}
+    return {MLFLOW_RUN: dg.MetadataValue.url(mirrored.run_urls[version])}
 
 
 def gate_result(spec: ModelSpec, trained: list[Trained]) -> dg.AssetCheckResult:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assets.metrics import METRICS, default_metrics
+from assets.search_space import Dimension
 from resources import settings
 from resources.dataset import check_identifier
 
@@ -147,6 +148,10 @@ class ModelSpec:
     scikit-learn estimator or pipeline from `params`; by default gradient boosting of the task's
     kind, whose defaults (which follow the rows a window holds) `params` replace one by one.
 
+    Search: `search_space` maps parameters to the ranges a hyperparameter search explores
+    (`assets.search_space`); the default estimator searches `modeling.BOOSTING_SPACE` unless
+    the model names its own. A declared estimator is searched only over a space it declares.
+
     Notebooks: `notebooks` run as steps of their own, per trained version or per day
     (`assets.notebook_spec`).
     """
@@ -165,6 +170,7 @@ class ModelSpec:
     estimator: Callable[[Mapping[str, Any]], Any] | None = None
     params: Mapping[str, Any] | None = None
     trusted_types: tuple[str, ...] = ()
+    search_space: Mapping[str, Dimension] | None = None
     metrics: tuple[str, ...] = ()
     gate_metric: str = ""
     gate_limit: float = math.nan
@@ -213,6 +219,12 @@ class ModelSpec:
             problems.append("gate_limit: the worst gate metric a version may serve with")
         if not 0 < self.holdout_days < self.min_window_days <= self.window_days:
             problems.append("expected 0 < holdout_days < min_window_days <= window_days")
+        for name, dimension in (self.search_space or {}).items():
+            if not isinstance(dimension, Dimension):
+                problems.append(
+                    f"search_space[{name!r}] is {dimension!r}: expected Real, Integer or Choice "
+                    "(assets.search_space)"
+                )
         if problems:
             raise ValueError(f"model {self.name}: " + "; ".join(problems))
 

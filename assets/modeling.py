@@ -4,7 +4,7 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date
 from typing import Any
 
@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.model_spec import ModelSpec, Task
+from assets.search_space import Dimension, Integer, Real
 from resources import settings
 
 # Gradient boosting spreads fitting and scoring over every core through OpenMP, whose threads
@@ -33,6 +34,15 @@ BOOSTING_DEFAULTS: dict[str, float | int] = {
 }
 ROWS_PER_LEAF_SHARE = 250
 MIN_SAMPLES_LEAF = (5, 100)
+# What a search explores of the default estimator when a model declares no space of its own:
+# around the defaults, from few large steps to many small ones, shallow to bushy trees.
+BOOSTING_SPACE: dict[str, Dimension] = {
+    "learning_rate": Real(0.02, 0.3, log=True),
+    "max_iter": Integer(50, 400),
+    "max_leaf_nodes": Integer(8, 64),
+    "min_samples_leaf": Integer(10, 200),
+    "l2_regularization": Real(1e-3, 10.0, log=True),
+}
 
 
 def model_threads(runs_sharing: int = CONCURRENT_RUNS) -> int:
@@ -87,6 +97,42 @@ def build_estimator(spec: ModelSpec, params: Mapping[str, Any]) -> Any:
         categorical_features=list(range(len(categorical))), early_stopping=False, **params
     )
     return Pipeline([("encode", encode), ("boost", boost)])
+
+
+def search_space(spec: ModelSpec) -> dict[str, Dimension]:
+    """The ranges a search explores for `spec`: its own, else those of the default estimator."""
+    if spec.search_space is not None:
+        return dict(spec.search_space)
+    if spec.estimator is not None:
+        raise ValueError(
+            f"{spec.name} declares its own estimator but no search_space: declare the ranges "
+            "to search (assets.search_space), or set params instead of searching"
+        )
+    return dict(BOOSTING_SPACE)
+
+
+def stages_allowed(spec: ModelSpec) -> bool:
+    """Whether `fit_in_stages` can fit `spec`: the default estimator grows its trees by stages."""
+    return spec.estimator is None
+
+
+def fit_in_stages(
+    spec: ModelSpec, frame: pd.DataFrame, params: Mapping[str, Any], step: int
+) -> Iterator[tuple[int, Any]]:
+    """The default estimator fitted `step` boosting iterations at a time (warm start), up to the
+    iterations of `params`: after each stage, the iterations so far and the estimator. A search
+    scores each stage and stops a hopeless fit early; the last stage is the fit `fit` makes."""
+    from threadpoolctl import threadpool_limits
+
+    estimator = build_estimator(spec, params)
+    matrix, labels = design_matrix(spec, frame), frame["label"].to_numpy()
+    total = int(params["max_iter"])
+    for done in range(step, total + step, step):
+        iterations = min(done, total)
+        estimator.set_params(boost__max_iter=iterations, boost__warm_start=True)
+        with threadpool_limits(model_threads(), user_api="openmp"):
+            estimator.fit(matrix, labels)
+        yield iterations, estimator
 
 
 def design_matrix(spec: ModelSpec, frame: pd.DataFrame) -> pd.DataFrame:

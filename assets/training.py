@@ -91,6 +91,7 @@ class Candidate:
     metrics: dict[str, float]
     holdout: pd.DataFrame
     gate_fit_rows: int
+    fit_metrics: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -148,18 +149,19 @@ def train_cutoff(
     day: date,
     window: list[date],
     labelled: pd.DataFrame,
+    run_id: str = "",
 ) -> Trained:
     """Train the model for cutoff `day` on the `labelled` rows of its `window`, gate it and store
-    it (`gate_and_store`)."""
+    it (`gate_and_store`); `run_id` is the Dagster run that trains it."""
     from assets import modeling, tuning
 
     started = time.perf_counter()
     frame = labelled[labelled[spec.day_column].between(window[0], window[-1])]
     params = config.base_params(spec, len(frame))
-    trials = None
+    study: dict = {}
     if config.search_trials > 0 or config.search_seconds > 0:
         fit_rows, _ = holdout_split(spec, frame, window)
-        params, trials = tuning.search(
+        params, study = tuning.search(
             spec, fit_rows, params, config.search_trials, config.search_seconds
         )
     candidate = fit_candidate(spec, frame, window, params)
@@ -179,10 +181,13 @@ def train_cutoff(
         "data_fingerprint": data_fingerprint,
         "features": spec.features,
         "params": params,
-        "search_trials": trials,
+        "search_trials": study.pop("trials", None),
+        "search": study or None,
         "metrics": candidate.metrics,
+        "fit_metrics": candidate.fit_metrics,
         "training_seconds": round(time.perf_counter() - started, 3),
         "code_version": modeling.code_version(),
+        "dagster_run_id": run_id,
         "created_at": datetime.now(UTC).isoformat(),
     }
     limit, tolerance = config.gate(spec)
@@ -280,13 +285,16 @@ def fit_candidate(
     """The version of `window` and the gate's evidence about it. The stored version is fitted on
     the whole window, held-out days included: under drift the newest days tell the most, and a
     model served without them would start a week old. The gate therefore judges a fit of the
-    same parameters without the held-out days, scored on them."""
+    same parameters without the held-out days, scored on them. The served fit's own metrics,
+    on the rows it was fitted on, are kept beside them: in-sample, so no evidence for the gate,
+    but a gap between the two shows overfitting."""
     from assets import modeling
 
     fit_rows, holdout = holdout_split(spec, rows, window)
     evaluated = modeling.fit(spec, fit_rows, params)
     metrics = holdout_metrics(spec, holdout, evaluated)
-    return Candidate(modeling.fit(spec, rows, params), metrics, holdout, len(fit_rows))
+    served = modeling.fit(spec, rows, params)
+    return Candidate(served, metrics, holdout, len(fit_rows), holdout_metrics(spec, rows, served))
 
 
 def holdout_split(

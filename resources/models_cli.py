@@ -30,7 +30,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     from assets.catalog import load_catalog
 
-    args = _parser([spec.name for spec in load_catalog().models]).parse_args(argv)
+    catalog = load_catalog()
+    models = [spec.name for spec in catalog.models]
+    parser = _parser(models)
+    args = parser.parse_args(argv)
+    names = getattr(args, "names", [])
+    if args.model is None and names and names[0] in models:
+        args.model, args.names = names[0], names[1:]
+    if args.model is None and args.command is not mlflow_sync:
+        parser.error(f"name the model: --model {{{','.join(models)}}}")
+    args.spec = catalog.model(args.model) if args.model else None
+    args.models = [args.model] if args.model else models
     registry = ModelRegistry(lake=Lake())
     try:
         args.command(registry, args)
@@ -107,6 +117,30 @@ def rollback(registry: ModelRegistry, args: argparse.Namespace) -> None:
     )
 
 
+def compare(registry: ModelRegistry, args: argparse.Namespace) -> None:
+    """Versions side by side: window, rows, the parameters that differ, holdout metrics, gate,
+    champion dates, served days and served metric (default: the latest five versions)."""
+    from assets.comparison import as_text
+    from assets.comparison import compare as comparison
+
+    print(as_text(comparison(registry, registry.lake, args.spec, args.names)))
+
+
+def mlflow_sync(registry: ModelRegistry, args: argparse.Namespace) -> None:
+    """Replay the registry and promotion history into MLflow (PLATFORM_MLFLOW_TRACKING_URI):
+    mirror every version not yet there and point the champion alias at the champion. Safe to
+    repeat; every model unless --model names one."""
+    from resources import mlflow_mirror
+
+    for model in args.models:
+        done = mlflow_mirror.sync(registry, model)
+        print(
+            f"{model}: {len(done.mirrored)} versions mirrored, "
+            f"{len(done.run_urls) - len(done.mirrored)} already there; champion alias: "
+            f"{done.champion or 'none'}"
+        )
+
+
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -119,8 +153,7 @@ def _parser(models: list[str]) -> argparse.ArgumentParser:
         "--model",
         choices=models,
         default=models[0] if len(models) == 1 else None,
-        required=len(models) != 1,
-        help=f"the model: {', '.join(models)}",
+        help=f"the model: {', '.join(models)} (compare also takes it as its first argument)",
     )
     commands = parser.add_subparsers(required=True, metavar="command")
     day = date.fromisoformat
@@ -135,6 +168,10 @@ def _parser(models: list[str]) -> argparse.ArgumentParser:
     command("history", history, history.__doc__)
     command("champion", champion, champion.__doc__).add_argument("--at", type=day)
     command("trained-on", trained_on, trained_on.__doc__).add_argument("day", type=day)
+    command("compare", compare, compare.__doc__).add_argument(
+        "names", nargs="*", metavar="[model] version", help="versions to compare"
+    )
+    command("mlflow-sync", mlflow_sync, mlflow_sync.__doc__)
     sub = command("promote", promote, "Make a version champion from a date (default: its cutoff).")
     sub.add_argument("version")
     sub.add_argument("--effective-from", type=day)

@@ -184,7 +184,8 @@ class ModelRegistry(dg.ConfigurableResource):
         }
         if decided_on is None:
             return self._append_to_latest(model, lambda _: entry)
-        return promotions.append(self.lake.store, self._history_dir(model), entry, decided_on)
+        appended = promotions.append(self.lake.store, self._history_dir(model), entry, decided_on)
+        return self._mirror(model, appended)
 
     def rollback(self, model: str, effective_from: date | None = None, reason: str = "") -> dict:
         """Restore the previous champion in place of the current one, from `effective_from` on.
@@ -222,11 +223,20 @@ class ModelRegistry(dg.ConfigurableResource):
         while True:
             history = self.history(model)
             try:
-                return promotions.append(
+                appended = promotions.append(
                     self.lake.store, self._history_dir(model), entry(history), history
                 )
             except promotions.HistoryChanged:
                 continue
+            return self._mirror(model, appended)
+
+    def _mirror(self, model: str, entry: dict) -> dict:
+        """After an entry is appended: the MLflow mirror's champion alias follows it (when a
+        tracking URI is set; a failure there never fails the promotion). Returns `entry`."""
+        from resources import mlflow_mirror
+
+        mlflow_mirror.mirror_quietly(self, model, [entry["version"]])
+        return entry
 
     def load(self, model: str, version: str, trusted: Sequence[str] = ()) -> Any:
         """Load a version after checking its artifact against the recorded SHA-256. Beside
@@ -234,6 +244,10 @@ class ModelRegistry(dg.ConfigurableResource):
         declares) and refuses any other."""
         import skops.io
 
+        return skops.io.loads(self.artifact(model, version), trusted=[*TRUSTED_TYPES, *trusted])
+
+    def artifact(self, model: str, version: str) -> bytes:
+        """The skops file of a version, checked against the SHA-256 its record holds."""
         record = self.record(model, version)
         key, store = f"{self._dir(model, version)}/{ARTIFACT}", self.lake.store
         artifact = store.get(key)
@@ -243,7 +257,7 @@ class ModelRegistry(dg.ConfigurableResource):
                 f"{model} version {version}: {store.uri(key)} has SHA-256 {digest}, but the registry "
                 f"recorded {record['artifact_sha256']}; refusing to load a modified artifact"
             )
-        return skops.io.loads(artifact, trusted=[*TRUSTED_TYPES, *trusted])
+        return artifact
 
 
 def _record(store: ObjectStore, key: str, version: str, content: bytes) -> dict:

@@ -41,6 +41,12 @@ DEFAULT_STOP_GRACE_SECONDS = 30
 # The address of the report server: links to reports in materialization metadata start with it.
 REPORTS_URL_ENV = "PLATFORM_REPORTS_URL"
 DEFAULT_REPORTS_URL = "http://127.0.0.1:3001"
+# The MLflow tracking server the registry is mirrored to (resources/mlflow_mirror.py); unset: no
+# mirror, and MLflow is never imported. Links back from MLflow to a training's run start with the
+# Dagster UI's address.
+MLFLOW_TRACKING_URI_ENV = "PLATFORM_MLFLOW_TRACKING_URI"
+DAGSTER_URL_ENV = "PLATFORM_DAGSTER_URL"
+DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
 # Modules holding declarations beside the `datasets` and `models` packages, comma-separated.
 DECLARATIONS_ENV = "PLATFORM_DECLARATIONS"
 SLACK_WEBHOOK_URL_ENV = "PLATFORM_SLACK_WEBHOOK_URL"
@@ -265,3 +271,13 @@ def slack_secrets() -> dict[str, str]:
 
 def slack_channel(default: str) -> str:
     return _get(SLACK_CHANNEL_ENV) or default
+
+
+def mlflow_tracking_uri() -> str:
+    """The MLflow tracking server to mirror versions to; empty: no mirror."""
+    return _get(MLFLOW_TRACKING_URI_ENV)
+
+
+def dagster_url() -> str:
+    """The address of the Dagster UI, where links to runs point."""
+    return (_get(DAGSTER_URL_ENV) or DEFAULT_DAGSTER_URL).rstrip("/")

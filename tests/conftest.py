@@ -217,3 +217,14 @@ def start_materialize(
         return start(subprocess.PIPE)
     with log.open("w") as output:
         return start(output)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """One MLflow tracking server for every test that mirrors to MLflow (a few seconds to start)."""
+    from mlflow_support import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
+    server.start()
+    yield server
+    server.stop()
