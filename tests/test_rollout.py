@@ -334,3 +334,16 @@ def test_days_without_both_values_are_not_paired_and_the_bootstrap_is_seeded():
     first = bootstrap_interval(list(NOISE), 0.9, 500, seed=1)
     assert first == bootstrap_interval(list(NOISE), 0.9, 500, seed=1)
     assert first != bootstrap_interval(list(NOISE), 0.9, 500, seed=2)
+
+
+def test_the_cli_lists_experiments_with_their_evidence(ab_story, monkeypatch, capsys):
+    from resources.models_cli import main
+
+    monkeypatch.setenv("PLATFORM_LAKE_URI", ab_story.platform.lake.uri)
+    assert main(["--model", MODEL, "experiments", "--days"]) == 0
+    shown = capsys.readouterr().out
+    [experiment] = experiments.experiments(ab_story.platform.resources["registry"].history(MODEL))
+    evidence = experiment.end["evidence"]
+    assert f"{experiment.id}  ab 50%" in shown and "retired" in shown
+    assert f"{evidence['paired_days']} days: auc" in shown
+    assert f"{evidence['days'][0]['day']}  champion" in shown
