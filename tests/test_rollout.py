@@ -347,3 +347,37 @@ def test_the_cli_lists_experiments_with_their_evidence(ab_story, monkeypatch, ca
     assert f"{experiment.id}  ab 50%" in shown and "retired" in shown
     assert f"{evidence['paired_days']} days: auc" in shown
     assert f"{evidence['days'][0]['day']}  champion" in shown
+
+
+def test_the_rollout_sensor_is_on_by_default_and_dagster_gets_the_ticks_decision(instance):
+    from sensors import defs as sensor_defs
+    from sensors.rollout import rollout_sensor_name
+
+    sensor = next(s for s in sensor_defs.sensors if s.name == rollout_sensor_name(MODEL))
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.job_name == DECIDE_JOB
+    days = days_between(date(2013, 5, 1), date(2013, 5, 8))
+    for day, noise in zip(days, NOISE, strict=False):
+        metadata = {
+            "experiment": "2013-05-01.0123456789",
+            "experiment_policy": "shadow",
+            "experiment_started": "2013-05-01",
+            "experiment_champion": "2013-04-01.abcdef0123",
+            "champion_in_force": "2013-04-01.abcdef0123",
+            "challenger_version": "2013-05-01.0123456789",
+            "champion_auc": 0.70,
+            "challenger_auc": float(0.75 + noise),
+            "model_versions": "2013-04-01.abcdef0123",
+        }
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                dg.AssetKey([MODEL, "prediction_quality"]),
+                partition=day.isoformat(),
+                metadata=metadata,
+            )
+        )
+    result = sensor(dg.build_sensor_context(instance=instance))
+    [request] = result.run_requests
+    config = request.run_config["ops"]["record_rollout_decision"]["config"]
+    assert (config["outcome"], config["effective_from"]) == (PROMOTE, "2013-05-09")
+    assert request.run_key == f"rollout:{MODEL}:2013-05-01.0123456789:promote"
