@@ -27,6 +27,7 @@ from assets.plots import Point, plot_link, write_history
 from assets.rollout import DayPair, Evidence, judge
 from assets.scoring import (
     ARM,
+    CHALLENGER_ARM,
     CHAMPION_ARM,
     MODEL_VERSION,
     SCORE,
@@ -274,7 +275,7 @@ def experiment_metadata(
             value(serving.champion, {CHAMPION_ARM})
         ),
         role_value(CHALLENGER_ROLE, metric): dg.MetadataValue.float(
-            value(live.challenger, {SHADOW_ARM, "challenger"})
+            value(live.challenger, {SHADOW_ARM, CHALLENGER_ARM})
         ),
     }
 
