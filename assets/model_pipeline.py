@@ -28,11 +28,15 @@ from assets.per_day import consecutive, lacking_inputs, merged, report_days
 from assets.plots import Point, plot_link, write_history
 from assets.quality_gate import QUALITY_GATE
 from assets.scoring import (
+    ARM,
     SCORE,
     SERVED_BY,
+    Serving,
     champions_in_force,
     runs_in_progress,
     scored_days,
+    serving_in_force,
+    shadow_table,
 )
 from assets.tags import asset_tags
 from assets.training import Trained, TrainingConfig, labelled_rows, train_cutoff
@@ -55,8 +59,13 @@ GATE_REASON = "gate_reason"
 VERSIONS_COMPARED, SEARCH_STUDY = "versions_compared", "search_study"
 # Metadata of each cutoff when the MLflow mirror is on: the version's MLflow run.
 MLFLOW_RUN = "mlflow_run"
-# Metadata of each day of `<model>/predictions`.
+# Metadata of each cutoff: the rollout policy its version went through, and whether it started
+# as a challenger (its experiment is then decided by the rollout sensor).
+ROLLOUT, CHALLENGER = "rollout", "challenger"
+# Metadata of each day of `<model>/predictions`: the mean served score, and on the days of an
+# experiment its id and the rows of each arm (A/B) or scored in shadow.
 MEAN_SCORE = "mean_score"
+EXPERIMENT_ROWS = "experiment_rows"
 FEATURES, TRAINING, INFERENCE = "features", "training", "inference"
 
 
@@ -135,7 +144,8 @@ def model_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
             f"the {spec.window_days} days before D. The quality gate judges it by a fit of the "
             f"same parameters without the last {spec.holdout_days} of those days, scored on them "
             f"by {spec.gate_metric} ({direction} is better); a version that passes is promoted "
-            "to champion from D on."
+            f"to champion from D on (rollout {spec.rollout.policy.value}) or, under the shadow "
+            "and ab policies, starts as a challenger judged on the days it scores."
         ),
         group_name=spec.name,
         tags=asset_tags(TRAINING, dataset=dataset.name, model=spec.name),
@@ -191,9 +201,11 @@ def model_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
                 continue
             labelled = labelled_rows(lake, catalog, spec, window, config.max_training_rows)
             result = train_cutoff(spec, config, registry, day, window, labelled, context.run_id)
+            started = "; promoted" if result.promoted else ""
+            started = "; started as challenger" if result.challenger else started
             context.log.info(
                 f"{result.record['version']}: gate {'passed' if result.decision.passed else 'FAILED'}"
-                f" ({result.decision.reason}){'; promoted' if result.promoted else ''}"
+                f" ({result.decision.reason}){started}"
             )
             trained.append(result)
         table = key.to_user_string()
@@ -242,7 +254,9 @@ def predictions_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
         key=key,
         description=(
             f"Scores of {spec.name} for every row of the day ({meaning}), by the champion in "
-            "force that day (as of that day, so backfills reproduce); each row names its version."
+            "force that day (as of that day, so backfills reproduce), or under an A/B experiment "
+            "by the arm a hash of the row's key gives it; each row names its version and arm. A "
+            f"shadow challenger's scores go to {shadow_table(spec)}, never served."
         ),
         group_name=spec.name,
         tags=asset_tags(INFERENCE, dataset=dataset.name, model=spec.name),
@@ -257,7 +271,7 @@ def predictions_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
         from assets import modeling
 
         days = run_days(context)
-        versions, unserved = champions_in_force(registry, spec, days)
+        serving, unserved = serving_in_force(registry, spec, days)
         needs = {day: {spec.features_table: [day]} for day in days}
         lacking = merged(unserved, lacking_inputs(lake, needs))
         estimators: dict[str, object] = {}
@@ -265,9 +279,16 @@ def predictions_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
         for ready in consecutive([d for d in days if d not in lacking]):
             for chunk in row_chunks(ready, lake.row_count(spec.features_table, ready)):
                 threads = modeling.model_threads(runs_in_progress(context.instance))
-                scored = scored_days(lake, registry, spec, chunk, versions, estimators, threads)
+                served = {day: serving[day].served() for day in chunk}
+                scored = scored_days(lake, registry, spec, chunk, served, estimators, threads)
                 written = lake.write_partitions(table, scored, spec.day_column, chunk)
-                metadata |= prediction_metadata(spec, scored, written, versions)
+                metadata |= prediction_metadata(spec, scored, written, serving)
+                shadowed = {d: a for d in chunk if (a := serving[d].shadow()) is not None}
+                for run in consecutive(sorted(shadowed)):
+                    shadow = scored_days(lake, registry, spec, run, shadowed, estimators, threads)
+                    lake.write_partitions(shadow_table(spec), shadow, spec.day_column, run)
+                    for day, rows in lake_rows_by_day(spec, shadow).items():
+                        metadata[day][EXPERIMENT_ROWS] = dg.MetadataValue.json({"shadow": rows})
         if metadata:  # the last table scored holds the newest day
             metadata = with_preview(metadata, scored, spec.day_column)
         lake.refresh_warehouse()
@@ -277,9 +298,10 @@ def predictions_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
 
 
 def prediction_metadata(
-    spec: ModelSpec, scored: pa.Table, rows_per_day: dict[date, int], versions: dict[date, str]
+    spec: ModelSpec, scored: pa.Table, rows_per_day: dict[date, int], serving: dict[date, Serving]
 ) -> dict[date, dict[str, dg.MetadataValue]]:
-    """Each day's row count, the version that scored it and its mean score."""
+    """Each day's row count, the versions that served it and its mean score; on the days of an
+    experiment, its id and the rows each arm served."""
     means = scored.group_by(spec.day_column).aggregate([(SCORE, "mean")])
     mean_of = dict(
         zip(
@@ -288,16 +310,33 @@ def prediction_metadata(
             strict=True,
         )
     )
-    return {
-        day: values
-        | {
-            SERVED_BY: dg.MetadataValue.text(versions[day]),
+    arms = scored.group_by([spec.day_column, ARM]).aggregate([(ARM, "count")]).to_pylist()
+    metadata = {}
+    for day, values in rows_metadata(rows_per_day).items():
+        experiment = serving[day].experiment
+        served = [serving[day].champion]
+        if experiment is not None and experiment.policy == "ab":
+            served.append(experiment.challenger)
+        values = values | {
+            SERVED_BY: dg.MetadataValue.text(", ".join(served)),
             MEAN_SCORE: dg.MetadataValue.float(
                 float("nan") if mean_of.get(day) is None else mean_of[day]
             ),
         }
-        for day, values in rows_metadata(rows_per_day).items()
-    }
+        if experiment is not None:
+            counts = {r[ARM]: r[f"{ARM}_count"] for r in arms if r[spec.day_column] == day}
+            values |= {
+                "experiment": dg.MetadataValue.text(experiment.id),
+                EXPERIMENT_ROWS: dg.MetadataValue.json(counts),
+            }
+        metadata[day] = values
+    return metadata
+
+
+def lake_rows_by_day(spec: ModelSpec, table: pa.Table) -> dict[date, int]:
+    """The rows of `table` on each of its days."""
+    counts = table.group_by(spec.day_column).aggregate([(ARM, "count")]).to_pylist()
+    return {r[spec.day_column]: r[f"{ARM}_count"] for r in counts}
 
 
 def champion_dep(spec: ModelSpec) -> dg.AssetDep:
@@ -315,7 +354,9 @@ def champion_dep(spec: ModelSpec) -> dg.AssetDep:
 
 def version_history(registry: ModelRegistry, spec: ModelSpec) -> dict[str, list[Point]]:
     """Each stored version's holdout value of every metric, at its cutoff."""
-    promoted = {entry["version"] for entry in registry.history(spec.name)}
+    from resources import promotions
+
+    promoted = {e["version"] for e in promotions.timeline_order(registry.history(spec.name))}
     versions = registry.versions(spec.name)
     return {
         holdout_key(metric): [
@@ -364,6 +405,8 @@ def model_metadata(spec: ModelSpec, trained: Trained) -> dict[str, dg.MetadataVa
         "holdout_rows": dg.MetadataValue.int(metrics["rows"]),
         GATE_PASSED: dg.MetadataValue.bool(trained.decision.passed),
         PROMOTED: dg.MetadataValue.bool(trained.promoted),
+        ROLLOUT: dg.MetadataValue.text(gate.get("rollout", "direct")),
+        CHALLENGER: dg.MetadataValue.bool(trained.challenger),
         GATE_REASON: dg.MetadataValue.text(trained.decision.reason),
         "training_seconds": dg.MetadataValue.float(record["training_seconds"]),
         "artifact_bytes": dg.MetadataValue.int(record["artifact_bytes"]),
@@ -417,5 +460,7 @@ def gate_result(spec: ModelSpec, trained: list[Trained]) -> dg.AssetCheckResult:
             "tolerance": gate["tolerance"],
             "cutoffs_failed": ", ".join(t.record["partition"] for t in failed) or "none",
             "promoted": ", ".join(t.record["version"] for t in trained if t.promoted) or "none",
+            "challengers": ", ".join(t.record["version"] for t in trained if t.challenger)
+            or "none",
         },
     )

@@ -5,8 +5,9 @@ a window of days around the day D being featurized; one SQL query over them make
 Its label is an SQL expression over one table, written once: training joins it on the entity key,
 and every input view of that table carries it as a `label` column, so features built from past
 labels read the same definition. The task says what is fitted and scored; the metrics say how a
-version is judged, the gate metric and its direction decide promotions, and the monitoring
-settings say when sensors retrain.
+version is judged, the gate metric and its direction decide promotions, the rollout policy says
+whether a version that passes the gate serves at once or first proves itself on served days, and
+the monitoring settings say when sensors retrain.
 """
 
 import dataclasses
@@ -132,6 +133,55 @@ class Monitoring:
             raise ValueError(f"{error} (set by {variables})") from None
 
 
+class Policy(StrEnum):
+    """How a version that passes the gate reaches the served predictions."""
+
+    DIRECT = "direct"  # champion from its cutoff on
+    SHADOW = "shadow"  # challenger scoring every served row beside the champion, never served
+    AB = "ab"  # challenger serving a share of the rows, chosen by a hash of their key
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Whether a version that passes the gate becomes champion at once (`direct`) or a challenger
+    judged on the days it then scores (`shadow`, `ab` with `ab_share` of the rows), and how the
+    decision sensor judges it.
+
+    The decision compares the challenger's daily gate metric with the champion's on the days both
+    scored (the same rows under `shadow`, their own arms under `ab`): after at least `min_days`
+    such days it promotes the challenger when the mean daily difference is in its favour and a
+    paired bootstrap over the days (`bootstrap_samples` resamples, seeded with `seed`) puts the
+    difference above zero with `confidence`; it retires it when the bootstrap puts it below zero
+    with that confidence, or when `max_days` days have been judged without a decision.
+    """
+
+    policy: Policy = Policy.DIRECT
+    ab_share: float = 0.5
+    min_days: int = 7
+    max_days: int = 28
+    confidence: float = 0.9
+    bootstrap_samples: int = 2000
+    seed: int = 2013
+    decision_sensor_seconds: int = 30
+
+    def __post_init__(self):
+        problems = []
+        if self.policy not in set(Policy):
+            problems.append(f"policy {self.policy!r}: expected one of {[p.value for p in Policy]}")
+        if not 0 < self.ab_share < 1:
+            problems.append(f"ab_share {self.ab_share} is not a share strictly between 0 and 1")
+        if not 1 <= self.min_days <= self.max_days:
+            problems.append("expected 1 <= min_days <= max_days")
+        if not 0.5 < self.confidence < 1:
+            problems.append(f"confidence {self.confidence} must be above 0.5 and below 1")
+        for name in ("bootstrap_samples", "decision_sensor_seconds"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        if problems:
+            raise ValueError("rollout settings: " + "; ".join(problems))
+        object.__setattr__(self, "policy", Policy(self.policy))
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model of the platform.
@@ -151,6 +201,8 @@ class ModelSpec:
     Search: `search_space` maps parameters to the ranges a hyperparameter search explores
     (`assets.search_space`); the default estimator searches `modeling.BOOSTING_SPACE` unless
     the model names its own. A declared estimator is searched only over a space it declares.
+
+    Rollout: `rollout` says how a version that passes the gate starts serving (`Rollout`).
 
     Notebooks: `notebooks` run as steps of their own, per trained version or per day
     (`assets.notebook_spec`).
@@ -180,6 +232,7 @@ class ModelSpec:
     holdout_days: int = 7
     first_cutoff: date | None = None
     monitoring: Monitoring = field(default_factory=Monitoring)
+    rollout: Rollout = field(default_factory=Rollout)
     notebooks: tuple["Notebook", ...] = ()
 
     def __post_init__(self):

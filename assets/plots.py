@@ -27,6 +27,7 @@ from resources.reports import report_url
 PLOT = "plot"
 PAGE = "_plots/history.html"
 WIDTH, HEIGHT, MARGIN = 960, 240, 48
+COLOURS = ("#4f43dd", "#d9822b", "#2b9e5f", "#c23b3b")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Point:
     day: str  # the partition: a day, or a model's cutoff
     value: float
     label: str  # what the point belongs to, shown in its tooltip
+    series: str = ""  # points of one series are joined by lines; each series has its colour
 
 
 def plot_link(table: str) -> dict[str, dg.MetadataValue]:
@@ -55,14 +57,14 @@ def history_page(title: str, charts: Mapping[str, Sequence[Point]]) -> bytes:
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;margin:24px}h2{font-size:15px;margin:18px 0 4px}"
-        "text{font-size:11px;fill:#555}circle{fill:#4f43dd}polyline{fill:none;stroke:#4f43dd}"
+        "text{font-size:11px;fill:#555}polyline{fill:none}"
         f"</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
     ).encode()
 
 
 def svg_chart(points: Sequence[Point]) -> str:
-    """The points placed by their day, joined where days follow each other; a day without a
-    value (NaN) or missing from the lake leaves a gap."""
+    """The points placed by their day, joined where days of one series follow each other; a day
+    without a value (NaN) or missing from the lake leaves a gap. Several series get a legend."""
     shown = sorted((p for p in points if not math.isnan(p.value)), key=lambda p: p.day)
     if not shown:
         return "<p>No values yet.</p>"
@@ -77,25 +79,39 @@ def svg_chart(points: Sequence[Point]) -> str:
     def y(value: float) -> float:
         return HEIGHT - MARGIN - (value - low) / span * (HEIGHT - 2 * MARGIN)
 
+    names = list(dict.fromkeys(p.series for p in shown))
+    colour = {name: COLOURS[i % len(COLOURS)] for i, name in enumerate(names)}
     runs: list[list[Point]] = []
-    for point in shown:
-        previous = runs[-1][-1] if runs else None
-        follows = (
-            previous
-            and (date.fromisoformat(point.day) - date.fromisoformat(previous.day)).days <= 1
-        )
-        if follows:
-            runs[-1].append(point)
-        else:
-            runs.append([point])
+    for name in names:
+        for point in (p for p in shown if p.series == name):
+            previous = runs[-1][-1] if runs and runs[-1][-1].series == name else None
+            follows = (
+                previous
+                and (date.fromisoformat(point.day) - date.fromisoformat(previous.day)).days <= 1
+            )
+            if follows:
+                runs[-1].append(point)
+            else:
+                runs.append([point])
     lines = "".join(
-        "<polyline points='" + " ".join(f"{x(p):.1f},{y(p.value):.1f}" for p in run) + "'/>"
+        f"<polyline stroke='{colour[run[0].series]}' points='"
+        + " ".join(f"{x(p):.1f},{y(p.value):.1f}" for p in run)
+        + "'/>"
         for run in runs
     )
     dots = "".join(
-        f"<circle cx='{x(p):.1f}' cy='{y(p.value):.1f}' r='3'><title>"
+        f"<circle fill='{colour[p.series]}' cx='{x(p):.1f}' cy='{y(p.value):.1f}' r='3'><title>"
         f"{html.escape(f'{p.day}: {p.value:.4g} ({p.label})')}</title></circle>"
         for p in shown
+    )
+    legend = (
+        "".join(
+            f"<text x='{MARGIN + 160 * i}' y='14' fill='{colour[name]}' style='fill:{colour[name]}'>"
+            f"{html.escape(name)}</text>"
+            for i, name in enumerate(names)
+        )
+        if len(names) > 1
+        else ""
     )
     axis = (
         f"<text x='{MARGIN}' y='{HEIGHT - 16}'>{first}</text>"
@@ -105,5 +121,5 @@ def svg_chart(points: Sequence[Point]) -> str:
     )
     return (
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{HEIGHT}' "
-        f"role='img'>{lines}{dots}{axis}</svg>"
+        f"role='img'>{lines}{dots}{axis}{legend}</svg>"
     )

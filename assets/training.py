@@ -1,5 +1,5 @@
 """Training one cutoff: read the labelled window, fit, evaluate beside the champion on the same
-rows, gate, promote."""
+rows, gate, then promote or start a challenger, as the rollout policy says."""
 
 import time
 from dataclasses import dataclass
@@ -13,9 +13,9 @@ from pydantic import Field
 
 from assets.catalog import Catalog
 from assets.metrics import evaluate
-from assets.model_spec import LABEL, ModelSpec, Task
+from assets.model_spec import LABEL, ModelSpec, Policy, Task
 from assets.quality_gate import GateDecision, decide
-from resources import promotions
+from resources import experiments, promotions
 from resources.lake import Lake
 from resources.registry import ModelRegistry
 
@@ -52,6 +52,18 @@ class TrainingConfig(dg.Config):
         description="Hyperparameter search: stop after this many seconds (0: no limit). "
         "The search is off when both budgets are 0.",
     )
+    rollout: str = Field(
+        default="",
+        description="Rollout of a version that passes the gate: direct (champion at once), "
+        "shadow or ab (a challenger the decision sensor judges on served days). Empty: the "
+        "model's declaration.",
+    )
+    ab_share: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Under ab, the share of rows the challenger serves. Empty: the declaration.",
+    )
     max_training_rows: int = Field(
         default=DEFAULT_MAX_TRAINING_ROWS,
         ge=1_000,
@@ -65,6 +77,18 @@ class TrainingConfig(dg.Config):
         limit = spec.gate_limit if self.gate_limit is None else self.gate_limit
         tolerance = spec.gate_tolerance if self.gate_tolerance is None else self.gate_tolerance
         return limit, tolerance
+
+    def policy(self, spec: ModelSpec) -> tuple[Policy, float | None]:
+        """The rollout policy for this run, and the challenger's share of rows under `ab`."""
+        try:
+            policy = Policy(self.rollout or spec.rollout.policy)
+        except ValueError:
+            raise ValueError(
+                f"{spec.name}: rollout {self.rollout!r}; expected one of "
+                f"{[p.value for p in Policy]}"
+            ) from None
+        share = spec.rollout.ab_share if self.ab_share is None else self.ab_share
+        return policy, share if policy == Policy.AB else None
 
     def base_params(self, spec: ModelSpec, rows: int) -> dict[str, Any]:
         """The model's parameters with this run's replacements, each of the type it replaces.
@@ -99,6 +123,7 @@ class Trained:
     record: dict
     decision: GateDecision
     promoted: bool
+    challenger: bool = False  # started as a challenger instead of promoted
 
 
 def labelled_rows(
@@ -193,7 +218,16 @@ def train_cutoff(
     limit, tolerance = config.gate(spec)
     reference = reference_sample(spec, frame)
     return gate_and_store(
-        spec, registry, day, version, candidate, record, limit, tolerance, reference
+        spec,
+        registry,
+        day,
+        version,
+        candidate,
+        record,
+        limit,
+        tolerance,
+        reference,
+        config.policy(spec),
     )
 
 
@@ -207,20 +241,27 @@ def gate_and_store(
     limit: float,
     tolerance: float,
     reference: pd.DataFrame,
+    rollout: tuple[Policy, float | None] = (Policy.DIRECT, None),
 ) -> Trained:
     """Store `candidate` as `version`, with `record`, its drift `reference` and the verdict of
-    the gate against the champion in force on `day`; a passing version becomes champion from
-    `day` on, unless it already is, or a rollback withdrew it (then only a person may promote it
-    again).
+    the gate against the champion in force on `day`. A
+    passing version becomes champion from `day` on under the `direct` policy, or when there is no
+    champion to challenge; under `shadow` and `ab` (`rollout`: the policy and the share of rows)
+    it becomes the challenger of that champion from `day` on. Neither happens when it already is
+    the champion, when a rollback withdrew it (then only a person may promote it again) or when it
+    has been a challenger before (its experiment decided).
 
-    The promotion is appended only to the history the verdict was reached on: when another
+    The promotion or challenge is appended only to the history the verdict was reached on: when another
     promotion of the model lands in between, the champion in force is looked up again and the
     candidate gated against it, so no version is promoted against a champion that was no longer
     in force, however many trainings run at once.
     """
 
+    policy, share = rollout
+
     def judge(history: list[dict]) -> tuple[GateDecision, dict, bool]:
-        """The gate's decision on `history`, the record's account of it, and whether to promote."""
+        """The gate's decision on `history`, the record's account of it, and whether the version
+        starts serving (promoted, or challenger)."""
         metric = spec.gate_metric
         champion = promotions.champion_at(history, day)
         champion_value = None
@@ -244,28 +285,43 @@ def gate_and_store(
             "tolerance": tolerance,
             "champion_version": champion["version"] if champion else None,
             "champion_value": champion_value,
+            "rollout": policy.value if champion is not None else Policy.DIRECT.value,
+            "ab_share": share if champion is not None else None,
         }
-        promote = (
+        serve = (
             decision.passed
             and (champion is None or champion["version"] != version)
             and version not in promotions.rolled_back(history)
+            and version not in experiments.challenged(history)
         )
-        return decision, gate, promote
+        return decision, gate, serve
 
     history = registry.history(spec.name)
-    decision, gate, promote = judge(history)
+    decision, gate, serve = judge(history)
     stored = registry.save(
         spec.name, version, candidate.estimator, record | {"gate": gate}, reference
     )
-    while promote:
+    while serve:
         try:
-            registry.promote(
-                spec.name, version, day, "promote", decision.reason, decided_on=history
+            if gate["rollout"] == Policy.DIRECT:
+                registry.promote(
+                    spec.name, version, day, "promote", decision.reason, decided_on=history
+                )
+                return Trained(stored, decision, promoted=True)
+            registry.start_challenger(
+                spec.name,
+                version,
+                gate["champion_version"],
+                gate["rollout"],
+                gate["ab_share"],
+                day,
+                decision.reason,
+                decided_on=history,
             )
-            return Trained(stored, decision, promoted=True)
+            return Trained(stored, decision, promoted=False, challenger=True)
         except promotions.HistoryChanged:
             history = registry.history(spec.name)
-            decision, gate, promote = judge(history)
+            decision, gate, serve = judge(history)
             stored = registry.write_record(spec.name, version, stored | {"gate": gate})
     return Trained(stored, decision, promoted=False)
 

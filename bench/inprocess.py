@@ -35,8 +35,10 @@ class InProcess:
         first: str | None = None,
         last: str | None = None,
         tags: dict[str, str] | None = None,
+        ops: dict | None = None,
     ) -> dg.ExecuteInProcessResult:
-        """One run of `keys` over first..last (one day when `last` is omitted)."""
+        """One run of `keys` over first..last (one day when `last` is omitted), with the run
+        config `ops` of its steps, if any."""
         span = {} if first is None else {RANGE_START: first, RANGE_END: last or first}
         return dg.materialize(
             self.assets,
@@ -44,7 +46,7 @@ class InProcess:
             instance=self.space.instance,
             resources=self.resources,
             tags=span | (tags or {}),
-            run_config=QUIET,
+            run_config=QUIET | ({"ops": ops} if ops else {}),
             raise_on_error=False,
         )
 

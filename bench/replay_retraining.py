@@ -21,8 +21,16 @@ daemon's sensors would see after each day, so the decisions are those of a daemo
 tick once per replayed day. Running the daemon itself would cost two process launches per day
 (hours for the year) without changing a decision.
 
-Figures, per model: retrains (count, cutoffs, trigger, gate); the mean daily gate metric of the
-replay and of the baseline from June to December (the mean of each day's value in
+With `--policy shadow` or `--policy ab`, every retrain runs under that rollout policy (run
+config of the model asset, as a person would set it), and after the retrain sensors each model's
+rollout decision sensor (`sensors.rollout.rollout_tick`) ticks; a decision it requests is the
+`decide_rollout` job, run in this process. `direct` (the default) is the platform's default.
+
+Figures, per model: retrains (count, cutoffs, trigger, gate); promotions after the first version,
+and among them the bad ones: a promoted version whose mean daily gate metric over its first
+`BAD_PROMOTION_DAYS` days of service (fewer at the end of the replay) is worse than that of the
+version it replaced on the same rows (both scored afresh, whatever the policy served); the mean
+daily gate metric of the served rows of the replay and of the baseline from June to December (the mean of each day's value in
 `<model>/prediction_quality`), and their difference. Models with a naive forecast
 (`bench/naive_forecasts.py`: `arrival_delay`, `demand_forecast`) are also scored day by day from
 the first cutoff to December against it, on the same rows: the record holds every day, the
@@ -34,6 +42,7 @@ the forecast it replaces is not worth serving).
     .venv/bin/python -m bench.replay_retraining                        # the flights (~40 min)
     .venv/bin/python -m bench.replay_retraining --dataset electricity  # 2014 (~15 min)
     .venv/bin/python -m bench.replay_retraining --through 2013-03-20   # a smoke run
+    .venv/bin/python -m bench.replay_retraining --dataset electricity --policy shadow
 """
 
 import argparse
@@ -72,6 +81,13 @@ MEASURED_FROM_MONTH_DAY = "-06-01"
 TARGET_GAIN = {"flight_delay": 0.03}
 MAX_RETRAIN_SHARE = 0.1  # "far less than daily": at most one replayed day in ten
 SERVED, NEVER = "served", "never_retrained"
+# A promotion is bad when the promoted version served worse than the one it replaced over this
+# many days from its promotion.
+BAD_PROMOTION_DAYS = 14
+POLICIES = ("direct", "shadow", "ab")
+# Seconds of each rollout sensor tick of the replay (the issue's bound: 0.5 s with experiments).
+ROLLOUT_TICK_SECONDS: list[float] = []
+TARGET_TICK_SECONDS = 0.5
 
 
 def bootstrap(runner: InProcess, graph: DailyGraph, last: str) -> None:
@@ -82,15 +98,25 @@ def bootstrap(runner: InProcess, graph: DailyGraph, last: str) -> None:
 
 
 def replay(
-    runner: InProcess, graph: DailyGraph, specs: list[ModelSpec], last: str
-) -> tuple[list[dict], float]:
-    """Step 2: day by day, the daily cycle then every model's sensors; returns the retrains and
-    the seconds the replay took."""
+    runner: InProcess,
+    graph: DailyGraph,
+    specs: list[ModelSpec],
+    last: str,
+    policy: str = "direct",
+    ab_share: float | None = None,
+) -> tuple[list[dict], list[dict], float]:
+    """Step 2: day by day, the daily cycle then every model's sensors, retrains under `policy`;
+    returns the retrains, the rollout decisions and the seconds the replay took."""
     from assets import CATALOG
+    from assets.promotion_jobs import DECIDE_JOB, DECIDE_OP, build_promotion_jobs
     from sensors.retrain import drift_tick, quality_tick
+    from sensors.rollout import rollout_tick
     from sensors.run_tags import RUN_KEY_TAG
 
-    instance, launched, retrains = runner.space.instance, set(), []
+    instance, launched, retrains, decisions = runner.space.instance, set(), [], []
+    tick_seconds = ROLLOUT_TICK_SECONDS
+    decide = {job.name: job for job in build_promotion_jobs(CATALOG)}[DECIDE_JOB]
+    rollout = {"rollout": policy} | ({"ab_share": ab_share} if ab_share else {})
     settings = {spec.name: spec.monitoring.with_environment(spec.name) for spec in specs}
     dataset = {spec.name: CATALOG.dataset_of(spec) for spec in specs}
     started = time.perf_counter()
@@ -107,6 +133,7 @@ def replay(
                         request.asset_selection,
                         request.partition_key,
                         tags=dict(request.tags) | {RUN_KEY_TAG: request.run_key},
+                        ops={f"{spec.name}__model": {"config": rollout}},
                     )
                     retrains.append(describe_retrain(runner, spec, day, request, outcome))
                     print(
@@ -115,9 +142,25 @@ def replay(
                         f"{'promoted' if retrains[-1]['promoted'] else 'not promoted'}",
                         flush=True,
                     )
+            ticked = time.perf_counter()
+            result = rollout_tick(instance, spec, spec.rollout)
+            tick_seconds.append(time.perf_counter() - ticked)
+            for request in getattr(result, "run_requests", None) or []:
+                if request.run_key in launched:
+                    continue
+                launched.add(request.run_key)
+                decide.execute_in_process(
+                    run_config=request.run_config,
+                    instance=instance,
+                    resources={"registry": runner.resources["registry"]},
+                    raise_on_error=False,
+                )
+                config = request.run_config["ops"][DECIDE_OP]["config"]
+                decisions.append({"model": spec.name, "judged_day": day} | config)
+                print(f"  {day}: {spec.name} rollout {config['outcome']}: {config['reason']}")
         if number % 30 == 0:
             print(f"  replayed {number} days ({time.perf_counter() - started:.0f}s)", flush=True)
-    return retrains, time.perf_counter() - started
+    return retrains, decisions, time.perf_counter() - started
 
 
 def describe_retrain(
@@ -134,9 +177,12 @@ def describe_retrain(
     cutoff = request.partition_key
     versions = [r for r in registry.versions(spec.name) if r["partition"] == cutoff]
     version = versions[-1] if versions else {}
+    history = registry.history(spec.name)
     promoted = any(
-        e["action"] == "promote" and e["version"] == version.get("version")
-        for e in registry.history(spec.name)
+        e["action"] == "promote" and e["version"] == version.get("version") for e in history
+    )
+    challenger = any(
+        e["action"] == "challenge" and e["version"] == version.get("version") for e in history
     )
     return {
         "model": spec.name,
@@ -149,6 +195,7 @@ def describe_retrain(
         f"holdout_{spec.gate_metric}": version.get("metrics", {}).get(spec.gate_metric),
         "gate": version.get("gate", {}).get("reason"),
         "promoted": promoted,
+        "challenger": challenger,
     }
 
 
@@ -169,20 +216,75 @@ def baseline(
 def mean_daily_metric(
     space: Workspace, spec: ModelSpec, first: str, last: str
 ) -> tuple[float, int]:
-    """The mean over days of each day's gate metric in `<model>/prediction_quality` (one version
-    serves each day here)."""
-    from assets.keys import quality_key
+    """The mean over days of each day's gate metric of its served rows (both arms of an A/B
+    day, never shadow scores), from the predictions and the labels."""
+    from assets.metrics import evaluate
+    from assets.model_spec import LABEL
+    from assets.monitoring import scored_labels
+    from assets.scoring import SCORE
 
-    quality = space.lake().read(
-        quality_key(spec).to_user_string(), [date.fromisoformat(d) for d in days(first, last)]
+    scored = scored_labels(space.lake(), spec, [date.fromisoformat(d) for d in days(first, last)])
+    scored = scored[scored[LABEL].notna()]
+    by_day = (
+        scored.groupby(spec.day_column)[[LABEL, SCORE]]
+        .apply(lambda rows: evaluate(spec.task, rows[LABEL], rows[SCORE])[spec.gate_metric])
+        .dropna()
     )
-    by_day = quality.groupby(spec.day_column)[spec.gate_metric].mean().dropna()
     return float(by_day.mean()) if len(by_day) else math.nan, len(by_day)
+
+
+def promotions_judged(runner: InProcess, spec: ModelSpec, last: str) -> list[dict]:
+    """Each promotion after the first version, and whether it was bad: the promoted version's
+    mean daily gate metric over its first `BAD_PROMOTION_DAYS` days (to `last`) against that of
+    the version it replaced, both scoring the same labelled rows afresh."""
+    from datetime import timedelta
+
+    from assets import CATALOG, modeling
+    from assets.metrics import METRICS, evaluate
+    from assets.model_spec import LABEL
+    from assets.training import labelled_rows
+    from resources import promotions
+
+    registry = runner.resources["registry"]
+    history = registry.history(spec.name)
+    judged = []
+    for entry in history:
+        if entry["action"] != "promote":
+            continue
+        start = date.fromisoformat(entry["effective_from"])
+        replaced = promotions.champion_at([e for e in history if e["seq"] < entry["seq"]], start)
+        end = min(start + timedelta(days=BAD_PROMOTION_DAYS - 1), date.fromisoformat(last))
+        if replaced is None or end < start:
+            continue
+        window = [date.fromisoformat(d) for d in days(start.isoformat(), end.isoformat())]
+        rows = labelled_rows(runner.lake, CATALOG, spec, window)
+        means = {}
+        for role, version in (("promoted", entry["version"]), ("replaced", replaced["version"])):
+            model = registry.load(spec.name, version, spec.trusted_types)
+            scored = rows.assign(score=modeling.score(model, spec, rows))
+            daily = scored.groupby(spec.day_column)[[LABEL, "score"]].apply(
+                lambda d: evaluate(spec.task, d[LABEL], d["score"])[spec.gate_metric]
+            )
+            means[role] = float(daily.dropna().mean())
+        judged.append(
+            {
+                "version": entry["version"],
+                "replaced": replaced["version"],
+                "effective_from": entry["effective_from"],
+                "days": len(window),
+                "by_experiment": "experiment" in entry,
+                f"promoted_{spec.gate_metric}": means["promoted"],
+                f"replaced_{spec.gate_metric}": means["replaced"],
+                "bad": METRICS[spec.gate_metric].worse(means["promoted"], means["replaced"]),
+            }
+        )
+    return judged
 
 
 def model_figures(
     spec: ModelSpec,
     retrains: list[dict],
+    judged: list[dict],
     live: Workspace,
     fixed: Workspace,
     first: str,
@@ -222,9 +324,24 @@ def model_figures(
     return [
         requested,
         info(
-            f"{spec.name}: retrains promoted",
+            f"{spec.name}: retrains promoted by the gate",
             len(promoted),
             note=", ".join(r["cutoff"] for r in promoted),
+        ),
+        info(
+            f"{spec.name}: retrains started as challengers",
+            sum(r.get("challenger", False) for r in mine),
+        ),
+        info(
+            f"{spec.name}: promotions after the first version",
+            len(judged),
+            note=", ".join(j["effective_from"] for j in judged),
+        ),
+        info(
+            f"{spec.name}: bad promotions",
+            sum(j["bad"] for j in judged),
+            note=f"served worse than the version replaced over its first {BAD_PROMOTION_DAYS} "
+            "days: " + (", ".join(j["effective_from"] for j in judged if j["bad"]) or "none"),
         ),
         info(
             f"{spec.name}: mean daily {metric}, retrained by sensors",
@@ -285,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="flights", help="the dataset replayed (flights)")
     parser.add_argument("--through", help="last replayed day (default: the dataset's last day)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary workspaces")
+    parser.add_argument("--policy", choices=POLICIES, default="direct", help="rollout of retrains")
+    parser.add_argument("--ab-share", type=float, help="the challenger's share under ab")
     args = parser.parse_args(argv)
     stop_cleanly_on_sigterm()
     from assets import CATALOG
@@ -293,7 +412,10 @@ def main(argv: list[str] | None = None) -> int:
     specs = [CATALOG.model(m.split("/")[0]) for m in graph.models]
     first, last = graph.first_cutoff, args.through or graph.last_day
     started = time.perf_counter()
-    print(f"Replay {first}..{last} of {graph.dataset} with {', '.join(s.name for s in specs)}")
+    print(
+        f"Replay {first}..{last} of {graph.dataset} with {', '.join(s.name for s in specs)}, "
+        f"rollout {args.policy}{f' {args.ab_share}' if args.ab_share else ''}"
+    )
     for spec in specs:
         print(f"  {spec.name}: {spec.monitoring.with_environment(spec.name)}")
     with workspace("replay", keep=args.keep) as live, workspace("fixed", keep=args.keep) as fixed:
@@ -301,15 +423,19 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap(runner, graph, last)
         print(f"bootstrapped in {time.perf_counter() - started:.0f}s; replaying ...", flush=True)
         baseline_seconds = baseline(fixed, live, graph, specs, last)
-        retrains, replay_seconds = replay(runner, graph, specs, last)
+        retrains, decisions, replay_seconds = replay(
+            runner, graph, specs, last, args.policy, args.ab_share
+        )
         figures: list[Figure] = [
-            info("days replayed", len(days(first, last)), note=f"{first}..{last}")
+            info("days replayed", len(days(first, last)), note=f"{first}..{last}"),
+            info("rollout policy", args.policy, note=f"ab share {args.ab_share or 'declared'}"),
         ]
+        judged = {spec.name: promotions_judged(runner, spec, last) for spec in specs}
         daily: dict[str, list[dict]] = {}
         months: dict[str, str] = {}
         for spec in specs:
             figures += model_figures(
-                spec, retrains, live, fixed, first, last, last == graph.last_day
+                spec, retrains, judged[spec.name], live, fixed, first, last, last == graph.last_day
             )
             if spec.name in naive_forecasts.FORECASTS:
                 found, frame = naive_figures(spec, live, fixed, first, last, last == graph.last_day)
@@ -319,6 +445,19 @@ def main(argv: list[str] | None = None) -> int:
                 months[spec.name] = (
                     naive_forecasts.by_month(frame, columns).round(4).to_markdown(index=False)
                 )
+    if ROLLOUT_TICK_SECONDS:
+        slowest = max(ROLLOUT_TICK_SECONDS)
+        figures.append(
+            Figure(
+                "rollout sensor tick, slowest",
+                round(slowest, 3),
+                "s",
+                target=f"<= {TARGET_TICK_SECONDS}",
+                within=slowest <= TARGET_TICK_SECONDS,
+                note=f"median {sorted(ROLLOUT_TICK_SECONDS)[len(ROLLOUT_TICK_SECONDS) // 2]:.3f} s "
+                f"over {len(ROLLOUT_TICK_SECONDS)} ticks",
+            )
+        )
     figures.append(
         info(
             "replay seconds per day",
@@ -332,12 +471,17 @@ def main(argv: list[str] | None = None) -> int:
         "and naive forecasts"
     )
     report(
-        f"replay_retraining-{graph.dataset}",
+        f"replay_retraining-{graph.dataset}"
+        + ("" if args.policy == "direct" else f"-{args.policy}"),
         title,
         figures,
         {
             "settings": {s.name: asdict(s.monitoring.with_environment(s.name)) for s in specs},
+            "policy": args.policy,
+            "ab_share": args.ab_share,
             "retrains": retrains,
+            "rollout_decisions": decisions,
+            "promotions": judged,
             "replay_seconds": round(replay_seconds, 1),
             "baseline_seconds": round(baseline_seconds, 1),
             "daily_against_naive": daily,

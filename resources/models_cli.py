@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 
+from resources import experiments as experiments_of
+from resources import promotions
 from resources.lake import Lake
 from resources.registry import ModelRegistry
 
@@ -64,7 +66,11 @@ def list_versions(registry: ModelRegistry, args: argparse.Namespace) -> None:
     for record in versions:
         version = record["version"]
         gate = record["gate"]
-        served = [e["effective_from"] for e in history if e["version"] == version]
+        served = [
+            e["effective_from"]
+            for e in promotions.timeline_order(history)
+            if e["version"] == version
+        ]
         print(
             f"{'*' if current and current['version'] == version else ' '} {version:<24}"
             f"{' .. '.join(record['training_window']):<26}"
@@ -82,12 +88,57 @@ def show(registry: ModelRegistry, args: argparse.Namespace) -> None:
 
 
 def history(registry: ModelRegistry, args: argparse.Namespace) -> None:
-    """Every promotion, manual promotion and rollback, oldest first."""
+    """Every promotion, manual promotion, rollback, challenger start and retirement, oldest
+    first."""
     for entry in registry.history(args.model):
         print(
             f"{entry['seq']:>4}  {entry['effective_from']}  {entry['action']:<9}"
             f"{entry['version']:<24}{entry['reason']}"
         )
+
+
+def experiments(registry: ModelRegistry, args: argparse.Namespace) -> None:
+    """Every experiment: challenger, champion, policy, days, outcome and the evidence of its
+    decision (of a live one: the evidence so far, from the quality table); with --days, the
+    metric of each version on every day judged."""
+    from assets.monitoring import experiment_days
+    from assets.rollout import judge
+
+    found = experiments_of.experiments(registry.history(args.model))
+    if not found:
+        print(f"{args.model}: no experiment yet (rollout policy direct, or no challenger passed)")
+    for experiment in found:
+        share = f" {experiment.share:.0%}" if experiment.share else ""
+        end = experiment.end
+        span = f"{experiment.started} .. {experiment.ended or 'live'}"
+        print(
+            f"{experiment.id}  {experiment.policy}{share}  {span}  {experiment.outcome}\n"
+            f"    challenger {experiment.challenger} against champion {experiment.champion}"
+        )
+        evidence = (end or {}).get("evidence")
+        if end is not None:
+            print(f"    {end['action']} (entry {end['seq']}): {end['reason']}")
+        else:
+            spec = args.spec
+            pairs = experiment_days(registry.lake, spec, experiment)
+            so_far = judge(spec.gate_metric, spec.higher_is_better, pairs, spec.rollout)
+            evidence = so_far.as_json()
+            print(f"    so far: {so_far.decision} ({so_far.reason})")
+        if evidence:
+            low, high = evidence["interval"]
+            print(
+                f"    {evidence['paired_days']} days: {evidence['metric']} challenger "
+                f"{_number(evidence['challenger_mean'])}, champion "
+                f"{_number(evidence['champion_mean'])}, difference "
+                f"{_number(evidence['difference'])} [{_number(low)}, {_number(high)}] at "
+                f"{evidence['confidence']:.0%}"
+            )
+            if args.days:
+                for day in evidence["days"]:
+                    print(
+                        f"      {day['day']}  champion {_number(day['champion'])}  "
+                        f"challenger {_number(day['challenger'])}"
+                    )
 
 
 def champion(registry: ModelRegistry, args: argparse.Namespace) -> None:
@@ -166,6 +217,9 @@ def _parser(models: list[str]) -> argparse.ArgumentParser:
     command("list", list_versions, list_versions.__doc__)
     command("show", show, show.__doc__).add_argument("version")
     command("history", history, history.__doc__)
+    command("experiments", experiments, experiments.__doc__).add_argument(
+        "--days", action="store_true", help="each day's metric of both versions"
+    )
     command("champion", champion, champion.__doc__).add_argument("--at", type=day)
     command("trained-on", trained_on, trained_on.__doc__).add_argument("day", type=day)
     command("compare", compare, compare.__doc__).add_argument(

@@ -10,6 +10,13 @@ Appending is a compare-and-swap: a writer that read N entries creates entry N+1,
 one else did first. A decision taken on the history (the quality gate's comparison with the
 champion, a rollback's choice of the version to restore) is therefore written only if the history
 is still the one it was taken on, on a local disk and on S3 alike, whatever serializes the runs.
+The same history holds the experiments of the rollout policies (`resources.experiments`): a
+`challenge` entry starts a challenger, a `retire` entry ends it, and a `promote` entry that names
+an `experiment` ends it by making it champion. Only `promote`, `manual` and `rollback` entries
+change the champion; `challenge` and `retire` entries never do. Every entry kind may carry fields
+of its own beside the common ones, so a reader that follows promotions ignores what it does not
+know.
+
 Readers check the history is whole: an entry missing from the sequence, or one that is not a
 whole entry, makes them refuse naming the file, because the champion of some days would
 otherwise change without a word.
@@ -21,7 +28,10 @@ from datetime import UTC, date, datetime
 from resources import records
 from resources.storage import ObjectStore
 
-ACTIONS = ("promote", "manual", "rollback")
+# The entries that change the champion, and those that start and end a challenger.
+CHAMPION_ACTIONS = ("promote", "manual", "rollback")
+CHALLENGE, RETIRE = "challenge", "retire"
+ACTIONS = (*CHAMPION_ACTIONS, CHALLENGE, RETIRE)
 ENTRY_FIELDS = ("seq", "version", "effective_from", "action")
 _SEQ_DIGITS = 6
 _RESTORE = (
@@ -83,8 +93,10 @@ def append(store: ObjectStore, folder: str, entry: dict, decided_on: list[dict])
 
 
 def timeline_order(entries: list[dict]) -> list[dict]:
-    """Entries by effective date, then by sequence: the last one effective on a day rules it."""
-    return sorted(entries, key=lambda e: (e["effective_from"], e["seq"]))
+    """The entries that change the champion, by effective date, then by sequence: the last one
+    effective on a day rules it."""
+    changes = [e for e in entries if e["action"] in CHAMPION_ACTIONS]
+    return sorted(changes, key=lambda e: (e["effective_from"], e["seq"]))
 
 
 def champion_at(entries: list[dict], day: date) -> dict | None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from resources import promotions, records
+from resources import experiments, promotions, records
 from resources.lake import Lake
 from resources.storage import ObjectStore
 
@@ -186,6 +186,96 @@ class ModelRegistry(dg.ConfigurableResource):
             return self._append_to_latest(model, lambda _: entry)
         appended = promotions.append(self.lake.store, self._history_dir(model), entry, decided_on)
         return self._mirror(model, appended)
+
+    def start_challenger(
+        self,
+        model: str,
+        version: str,
+        champion: str,
+        policy: str,
+        share: float | None,
+        day: date,
+        reason: str,
+        decided_on: list[dict],
+    ) -> list[dict]:
+        """Start `version` as the challenger of `champion` under `policy` from `day` on: it scores
+        beside the champion (`shadow`) or serves `share` of the rows (`ab`) until the decision
+        sensor promotes or retires it. An experiment still open is first retired, superseded:
+        the newer version was trained on newer days. Appended only to `decided_on`, the history
+        the gate decided on (`promotions.HistoryChanged` otherwise); returns the entries written.
+        """
+        written, history = [], list(decided_on)
+        running = experiments.open_experiment(history)
+        if running is not None:
+            superseded = {
+                "version": running.challenger,
+                "effective_from": max(day, running.started).isoformat(),
+                "action": promotions.RETIRE,
+                "reason": f"superseded by the newer challenger {version}",
+                "experiment": running.id,
+                "champion": running.champion,
+                "evidence": None,
+            }
+            written.append(
+                promotions.append(self.lake.store, self._history_dir(model), superseded, history)
+            )
+            history.append(written[-1])
+        entry = {
+            "version": version,
+            "effective_from": day.isoformat(),
+            "action": promotions.CHALLENGE,
+            "reason": reason,
+            "experiment": version,
+            "champion": champion,
+            "policy": policy,
+            "share": share,
+        }
+        written.append(promotions.append(self.lake.store, self._history_dir(model), entry, history))
+        return written
+
+    def end_experiment(
+        self,
+        model: str,
+        experiment: str,
+        outcome: str,
+        effective_from: date,
+        reason: str,
+        evidence: dict | None,
+    ) -> dict:
+        """End the open experiment `experiment` from `effective_from` on: `promote` makes its
+        challenger champion, `retire` withdraws it; the entry keeps the `evidence`. Refused when
+        that experiment is not the open one (already decided, or superseded)."""
+        if outcome not in experiments.ENDINGS:
+            raise ValueError(f"unknown outcome {outcome!r}; expected one of {experiments.ENDINGS}")
+
+        def entry(history: list[dict]) -> dict:
+            running = experiments.open_experiment(history)
+            if running is None or running.id != experiment:
+                ended = next(
+                    (e for e in experiments.experiments(history) if e.id == experiment), None
+                )
+                state = (
+                    f"was {ended.outcome} by entry {ended.end['seq']}"
+                    if ended and ended.end
+                    else "is not in the history"
+                )
+                raise LookupError(f"{model}: experiment {experiment} {state}; nothing to decide")
+            if effective_from < running.started:
+                raise ValueError(
+                    f"{model}: experiment {experiment} started on {running.started}; it cannot "
+                    f"end on {effective_from}"
+                )
+            return {
+                "version": running.challenger,
+                "effective_from": effective_from.isoformat(),
+                "action": outcome,
+                "reason": reason,
+                "experiment": experiment,
+                "champion": running.champion,
+                "evidence": evidence,
+            }
+
+        return self._append_to_latest(model, entry)
 
     def rollback(self, model: str, effective_from: date | None = None, reason: str = "") -> dict:
         """Restore the previous champion in place of the current one, from `effective_from` on.

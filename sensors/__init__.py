@@ -1,5 +1,5 @@
 """Sensors and schedules built from the declarations: per dataset its replay and landing sensors,
-per model its drift and quality retrains, per dataset with models its weekly retrain; the daily
+per model its drift and quality retrains and its rollout decision, per dataset with models its weekly retrain; the daily
 cycle, failure alerts, and the end of runs whose process is gone."""
 
 import dagster as dg
@@ -11,6 +11,7 @@ from sensors.failures import run_failure_alert
 from sensors.landing import build_landing_sensor
 from sensors.replay import build_replay_sensor
 from sensors.retrain import build_retrain_sensors
+from sensors.rollout import build_rollout_sensor
 from sensors.schedules import build_daily_cycle, build_weekly_retrain
 
 
@@ -19,7 +20,7 @@ def build_sensor_definitions(catalog: Catalog) -> dg.Definitions:
     for dataset in catalog.datasets:
         sensors += [build_replay_sensor(dataset), build_landing_sensor(dataset)]
     for spec in catalog.models:
-        sensors += build_retrain_sensors(catalog, spec)
+        sensors += [*build_retrain_sensors(catalog, spec), build_rollout_sensor(spec)]
     schedules = [
         build_weekly_retrain(catalog, dataset)
         for dataset in catalog.datasets

@@ -16,6 +16,7 @@ class Trigger:
     DRIFT = "drift"
     QUALITY = "quality"
     SCHEDULE = "schedule"
+    ROLLOUT = "rollout"  # a decision on an experiment
 
 
 # The triggers of retrains: their failures make the retrain sensors back off.
