@@ -76,7 +76,7 @@ def trainer(lake_uri: str, cutoff: date, start: multiprocessing.Barrier, done) -
     for attempt in range(TRIES):
         spec = model_of_try(attempt)
         metrics = holdout_metrics(spec, holdout, estimator)
-        candidate = Candidate(estimator, metrics, holdout, gate_fit_rows=len(holdout))
+        candidate = Candidate(estimator, metrics, holdout, len(holdout), fit_metrics={})
         reads.clear()
         start.wait(timeout=SECONDS)
         trained = gate_and_store(
@@ -158,7 +158,9 @@ def test_a_gate_that_loses_the_race_to_its_own_version_does_not_promote_it_twice
     ModelRegistry(lake=lake).promote(spec.name, version_of(FIRST), action="promote")
     holdout = labelled(seed=99)
     estimator = fitted(seed=2)
-    candidate = Candidate(estimator, holdout_metrics(spec, holdout, estimator), holdout, 400)
+    candidate = Candidate(
+        estimator, holdout_metrics(spec, holdout, estimator), holdout, 400, fit_metrics={}
+    )
 
     trained = gate_and_store(
         spec, registry, cutoff, version_of(cutoff), candidate,
