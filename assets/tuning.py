@@ -23,6 +23,17 @@ STAGE_ITERATIONS = 50
 # The pruner judges a trial only once this many trials completed, and from this stage on.
 PRUNER_STARTUP_TRIALS = 5
 PRUNER_WARMUP_ITERATIONS = 100
+# TPE draws its first trials at random before it models the space. Optuna's default (10) would
+# leave nothing to TPE at the budgets a daily retrain affords (10 to 20 trials), so a trial budget
+# gives a third of itself to the random start, at least 3 and at most Optuna's 10.
+TPE_STARTUP_TRIALS = 10
+
+
+def tpe_startup_trials(trials: int) -> int:
+    """Random trials before TPE models the space, for a budget of `trials` (0: time only)."""
+    if trials <= 0:
+        return TPE_STARTUP_TRIALS
+    return min(TPE_STARTUP_TRIALS, max(3, trials // 3))
 
 
 def search(
@@ -86,7 +97,7 @@ def search(
     study = optuna.create_study(
         direction="maximize" if spec.higher_is_better else "minimize",
         sampler=(
-            optuna.samplers.TPESampler(seed=seed)
+            optuna.samplers.TPESampler(seed=seed, n_startup_trials=tpe_startup_trials(trials))
             if sampler == "tpe"
             else optuna.samplers.RandomSampler(seed=seed)
         ),

@@ -105,6 +105,19 @@ def test_the_random_sampler_searches_the_same_space_without_pruning():
     assert best in [t["params"] for t in study["trials"]]
 
 
+def test_tpe_models_the_space_within_a_small_budget(searched):
+    """Past its random start, TPE proposes trials of its own: at ten trials it is not the random
+    search under another name (Optuna's default start of ten random trials would make it so)."""
+    first, _ = searched
+    _, random_study = tuning.search(SMALL, fit_rows(), BASE, trials=10, seconds=0, sampler="random")
+    # The random start counts the model's own parameters (the first trial) among its trials.
+    start = tuning.tpe_startup_trials(10)
+    tpe_params = [t["params"] for t in first[1]["trials"]]
+    random_params = [t["params"] for t in random_study["trials"]]
+    assert tpe_params[:start] == random_params[:start]
+    assert all(p not in random_params for p in tpe_params[start:])
+
+
 def test_a_declared_estimator_is_searched_over_its_declared_space_only():
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
