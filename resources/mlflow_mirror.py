@@ -5,10 +5,11 @@ Optional: it acts only when PLATFORM_MLFLOW_TRACKING_URI is set, and only then i
 extra of the distribution). The platform's registry and append-only history stay the source of
 truth; the mirror is replayed from them, idempotently: a version already mirrored is left as it
 is, one half-mirrored is mirrored again, and the alias is set to the champion the history names.
-So the same `sync` serves the training's hook, the promotion's hook and the catch-up command
-(`models_cli mlflow-sync`), and an MLflow server that was down is brought up to date by the next
-of them. Nothing here raises into a training or a promotion (`mirror_quietly`): a failure is
-logged and alerted, and the mirror waits for the next sync.
+So the same `sync` serves the training's hook, the promotion's hook, the catch-up command
+(`models_cli mlflow-sync`) and the catch-up sensor's job (`sensors.mlflow_catch_up`). Nothing
+here raises into a training or a promotion (`mirror_quietly`): a failure is logged, alerted and
+noted beside the model's registry (`MIRROR_STATE`), and the catch-up sensor retries the sync
+while the note says the mirror is behind.
 
 In MLflow, per model: an experiment named after the model, a run per version (parameters, the
 gate fit's holdout metrics as `holdout_<metric>`, the served fit's in-sample ones as
@@ -18,12 +19,13 @@ artifact and record under `model/`, and a registered model of the model's name w
 per platform version, tagged `platform.version`.
 """
 
+import contextlib
 import json
 import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -45,6 +47,8 @@ EXPERIMENT_KIND, CLASSIC_ML = "mlflow.experimentKind", "custom_model_development
 _HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 _TRIAL_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 _FOREVER = date(9999, 12, 31)
+# Beside each model's registry: whether its mirror is behind, since when and why.
+MIRROR_STATE = "mlflow_mirror.json"
 
 
 def enabled() -> bool:
@@ -69,18 +73,47 @@ def mirror_quietly(
     if not uri:
         return None
     try:
-        return sync(registry, model, versions, uri)
+        done = sync(registry, model, versions, uri)
     except Exception as error:  # the mirror must never fail a training or a promotion
         from resources.notifier import Notifier
 
         summary = (
             f"MLflow mirror of {model} is behind: {type(error).__name__}: {error}. The platform's "
-            "registry is unaffected; the next training, promotion or `models_cli mlflow-sync` "
-            "catches up"
+            "registry is unaffected; the catch-up sensor retries, and the next training, "
+            "promotion or `models_cli mlflow-sync` catches up"
         )
         dg.get_dagster_logger("mlflow_mirror").warning(summary)
         Notifier().notify("mlflow_mirror", summary, {"model": model, "tracking_uri": uri})
+        with contextlib.suppress(Exception):  # a lake that fails too leaves the alert
+            note_state(registry, model, f"{type(error).__name__}: {error}")
         return None
+    note_state(registry, model, None)
+    return done
+
+
+def note_state(registry: ModelRegistry, model: str, error: str | None) -> None:
+    """Note beside `model`'s registry whether its mirror is behind (`error`) or up to date.
+    A mirror that stays behind keeps the time it fell behind."""
+    key, store = _state_key(registry, model), registry.lake.store
+    if error is None:
+        if store.exists(key) and behind_since(registry, model) is not None:
+            store.put(key, json.dumps({"behind": False}).encode())
+        return
+    since = behind_since(registry, model) or datetime.now(UTC).isoformat()
+    store.put(key, json.dumps({"behind": True, "since": since, "error": error}).encode())
+
+
+def behind_since(registry: ModelRegistry, model: str) -> str | None:
+    """When `model`'s mirror fell behind, or None when it is up to date."""
+    key, store = _state_key(registry, model), registry.lake.store
+    if not store.exists(key):
+        return None
+    state = json.loads(store.get(key))
+    return state["since"] if state.get("behind") else None
+
+
+def _state_key(registry: ModelRegistry, model: str) -> str:
+    return f"{registry.model_dir(model)}/{MIRROR_STATE}"
 
 
 def sync(

@@ -185,6 +185,7 @@ def mlflow_sync(registry: ModelRegistry, args: argparse.Namespace) -> None:
 
     for model in args.models:
         done = mlflow_mirror.sync(registry, model)
+        mlflow_mirror.note_state(registry, model, None)
         print(
             f"{model}: {len(done.mirrored)} versions mirrored, "
             f"{len(done.run_urls) - len(done.mirrored)} already there; champion alias: "

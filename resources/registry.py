@@ -55,6 +55,10 @@ class ModelRegistry(dg.ConfigurableResource):
 
     lake: Lake
 
+    def model_dir(self, model: str) -> str:
+        """The key prefix of a model's versions and history, where notes about it belong too."""
+        return self._dir(model)
+
     def _dir(self, model: str, version: str | None = None) -> str:
         """The key prefix of a model, or of one of its versions."""
         if not _NAME.fullmatch(model):

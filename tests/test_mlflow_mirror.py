@@ -4,13 +4,15 @@ Then the comparison of versions that needs no MLflow, on the same versions.
 
 One story per module on a synthetic lake: a first version trained with a search (promoted), a
 second one (promoted), a rollback, then, with the server stopped, a third version and a manual
-promotion, both of which must succeed, and a catch-up once the server is back; finally the days
+promotion, both of which must succeed, and the catch-up sensor's run once the server is back
+(after which `models_cli mlflow-sync` finds nothing left to mirror); finally the days
 since the first cutoff are predicted and their quality measured, so versions have served.
 """
 
 import contextlib
 import io
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +20,11 @@ import dagster as dg
 import pytest
 from conftest import QUIET, Platform, make_lake, synthetic_sources
 
+from assets import CATALOG
 from assets import defs as asset_defs
 from resources import mlflow_mirror, models_cli, settings
+from sensors import build_sensor_definitions
+from sensors.mlflow_catch_up import CATCH_UP_SENSOR, catch_up_tick, mlflow_catch_up
 
 MODEL = "flight_delay"
 FIRST, LAST = "2013-01-01", "2013-03-08"
@@ -55,6 +60,10 @@ class Story:
     offline: dict  # metadata of the training while MLflow was down
     offline_promoted: dict
     runs_while_down: int
+    behind: str | None  # when the mirror noted itself behind
+    request: dg.RunRequest  # the catch-up sensor's tick once MLflow is back
+    caught_up: dg.ExecuteInProcessResult
+    after_catch_up: dg.SkipReason
     alerts: list[Path]
     synced: str  # what `models_cli mlflow-sync` printed
     compared: str  # what `models_cli compare flight_delay` printed
@@ -87,6 +96,7 @@ def story(mlflow_server, tmp_path_factory: pytest.TempPathFactory):
         offline = _metadata(_train(platform, "2013-03-05", params={"max_iter": 60}))
         version = offline["version"].value
         offline_promoted = registry.promote(MODEL, version, reason="while MLflow is down")
+        behind = mlflow_mirror.behind_since(registry, MODEL)
         mlflow_server.start()
         runs_while_down = len(
             client.search_runs(
@@ -94,6 +104,11 @@ def story(mlflow_server, tmp_path_factory: pytest.TempPathFactory):
                 f"tags.`{mlflow_mirror.VERSION_TAG}` = '{version}'",
             )
         )
+        request = catch_up_tick(registry, [MODEL], time.time())
+        caught_up = mlflow_catch_up.execute_in_process(
+            run_config=request.run_config, instance=instance, resources={"registry": registry}
+        )
+        after_catch_up = catch_up_tick(registry, [MODEL], time.time())
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             assert models_cli.main(["--model", MODEL, "mlflow-sync"]) == 0
@@ -113,6 +128,10 @@ def story(mlflow_server, tmp_path_factory: pytest.TempPathFactory):
             offline,
             offline_promoted,
             runs_while_down,
+            behind,
+            request,
+            caught_up,
+            after_catch_up,
             sorted((folder / "alerts").glob("*mlflow_mirror*.json")),
             printed.getvalue(),
             compared.getvalue(),
@@ -191,7 +210,12 @@ def test_with_mlflow_down_training_and_promotion_succeed_and_the_mirror_catches_
     assert story.alerts, "a mirror that falls behind is alerted"
     alert = json.loads(story.alerts[0].read_text())
     assert "MLflow mirror of flight_delay is behind" in alert["summary"]
-    assert "1 versions mirrored" in story.synced and f"champion alias: {version}" in story.synced
+    assert story.behind is not None, "the mirror notes that it is behind"
+    assert isinstance(story.request, dg.RunRequest), "the catch-up sensor retries"
+    assert story.request.run_config["ops"]["sync_mlflow_mirror"]["config"]["models"] == [MODEL]
+    assert story.caught_up.success
+    assert isinstance(story.after_catch_up, dg.SkipReason), "caught up, the sensor rests"
+    assert "0 versions mirrored" in story.synced and f"champion alias: {version}" in story.synced
     champion = story.client.get_model_version_by_alias(MODEL, "champion")
     assert champion.tags[mlflow_mirror.VERSION_TAG] == version
     assert _run(story, version).data.metrics["holdout_auc"] > 0
@@ -227,3 +251,10 @@ def test_the_model_materialization_carries_the_comparison_and_the_study(story):
     study = story.searched["search_study"].value
     assert study.count("(chosen)") == 1
     assert story.searched["search_trials"].value == 3
+
+
+def test_the_catch_up_sensor_exists_only_with_a_tracking_uri(monkeypatch):
+    monkeypatch.delenv(settings.MLFLOW_TRACKING_URI_ENV, raising=False)
+    assert CATCH_UP_SENSOR not in {s.name for s in build_sensor_definitions(CATALOG).sensors}
+    monkeypatch.setenv(settings.MLFLOW_TRACKING_URI_ENV, "http://127.0.0.1:5000")
+    assert CATCH_UP_SENSOR in {s.name for s in build_sensor_definitions(CATALOG).sensors}
