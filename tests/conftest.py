@@ -90,6 +90,18 @@ class Platform:
             run_config=QUIET,
         )
 
+    def train(self, model: str, cutoff: str, **config) -> dg.ExecuteInProcessResult:
+        """One run of `model`'s version for `cutoff`, with `config` as the model asset's run
+        config (gate settings, search budget, rollout)."""
+        return dg.materialize(
+            list(asset_defs.assets),
+            selection=[f"{model}/model"],
+            instance=self.instance,
+            resources=self.resources,
+            partition_key=cutoff,
+            run_config={**QUIET, "ops": {f"{model}__model": {"config": config}}},
+        )
+
 
 def asset_graph():
     """The graph of the code location's assets, as the UI and the daemon see it."""

@@ -92,7 +92,7 @@ def test_every_step_of_the_platform_runs_on_the_new_dataset_and_model(bakery: Ba
     assert len(plan) == 3 * 121
     predictions = bakery.lake.read(f"{MODEL}/predictions", SERVED)
     assert len(predictions) == 3 * len(SERVED)
-    assert list(predictions.columns) == ["sale_date", "store", "score", "model_version"]
+    assert list(predictions.columns) == ["sale_date", "store", "score", "model_version", "arm"]
     quality = bakery.lake.read(f"{MODEL}/prediction_quality", SERVED)
     assert quality["mae"].notna().all() and (quality["rows"] == 3).all()
 

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import QUIET, Platform, make_lake, synthetic_sources
+from conftest import Platform, make_lake, synthetic_sources
 
 from assets import CATALOG
-from assets import defs as asset_defs
 from resources import mlflow_mirror, models_cli, settings
 from sensors import build_sensor_definitions
 from sensors.mlflow_catch_up import CATCH_UP_SENSOR, catch_up_tick, mlflow_catch_up
@@ -33,14 +32,7 @@ LENIENT = {"gate_limit": 0.5, "gate_tolerance": 1.0}
 
 
 def _train(platform: Platform, cutoff: str, **config) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        list(asset_defs.assets),
-        selection=[f"{MODEL}/model"],
-        instance=platform.instance,
-        resources=platform.resources,
-        partition_key=cutoff,
-        run_config={**QUIET, "ops": {f"{MODEL}__model": {"config": {**LENIENT, **config}}}},
-    )
+    return platform.train(MODEL, cutoff, **LENIENT, **config)
 
 
 def _metadata(result: dg.ExecuteInProcessResult) -> dict:

@@ -27,10 +27,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import QUIET, Platform, make_lake, synthetic_sources
+from conftest import Platform, make_lake, synthetic_sources
 
 from assets import CATALOG
-from assets import defs as asset_defs
 from assets.model_spec import Rollout
 from assets.promotion_jobs import DECIDE_JOB, build_promotion_jobs
 from assets.rollout import CONTINUE, PROMOTE, RETIRE, DayPair, bootstrap_interval, judge
@@ -59,14 +58,7 @@ class Served:
 
 
 def train(platform: Platform, cutoff: str, **config) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        list(asset_defs.assets),
-        selection=[f"{MODEL}/model"],
-        instance=platform.instance,
-        resources=platform.resources,
-        partition_key=cutoff,
-        run_config={**QUIET, "ops": {f"{MODEL}__model": {"config": config}}},
-    )
+    return platform.train(MODEL, cutoff, **config)
 
 
 def serve(served: Served, first: str, days: int, stop_at_decision: bool = True) -> Served:
