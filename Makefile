@@ -49,7 +49,7 @@ run: setup
 
 # Everything but the browser journeys, which have their own target (both run in CI: .ci/run).
 test: setup
-	$(BIN)/pytest --ignore=tests/e2e
+	$(BIN)/pytest --ignore=tests/e2e -n 2 --dist loadgroup
 
 # Only the production profiles (S3, PostgreSQL and Redis servers and Celery workers started by the
 # tests; also in `make test`).

@@ -30,6 +30,17 @@ SYNTHETIC_FLIGHTS_PER_DAY = 120
 DAGSTER = Path(sys.executable).with_name("dagster")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for `make test`'s two pytest-xdist workers (`--dist loadgroup`): a module's tests
+    stay on one worker, so its module-scoped lake and servers are built once, and the
+    production profile's modules share one worker and its one set of servers (tests/prod)."""
+    prod = REPO_ROOT / "tests" / "prod"
+    for item in items:
+        path = Path(item.path)
+        group = "prod" if prod in path.parents else str(path.relative_to(REPO_ROOT))
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """All local state of the test under a temporary PLATFORM_DATA_DIR."""
