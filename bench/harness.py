@@ -492,3 +492,22 @@ def report(name: str, title: str, figures: Sequence[Figure], details: dict, star
     path = record(name, figures, details, started)
     print(f"recorded in {path}")
     return path
+
+
+@contextmanager
+def environment(**variables: str | None) -> Iterator[None]:
+    """Set (or, with None, unset) environment variables for the duration."""
+    saved = {name: os.environ.get(name) for name in variables}
+    try:
+        for name, value in variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

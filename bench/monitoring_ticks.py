@@ -12,17 +12,15 @@ slower tick is reported. The automation sensor's tick is the evaluation of its a
 automation conditions in this process.
 """
 
-import os
 import statistics
 import time
 import traceback
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 import dagster as dg
 
-from bench.harness import code_location
+from bench.harness import code_location, environment
 from resources.lake import Lake
 
 TARGET_DRIFT_SECONDS = 1.0
@@ -72,25 +70,6 @@ def drift_report_seconds(lake: Lake, model: str, sample: Sequence[str]) -> dict:
         "warm_up_seconds": warm_up,
         "note": f"median of {len(timed)} days; first day with imports {warm_up:.1f} s",
     }
-
-
-@contextmanager
-def environment(**variables: str | None) -> Iterator[None]:
-    """Set (or, with None, unset) environment variables for the duration."""
-    saved = {name: os.environ.get(name) for name in variables}
-    try:
-        for name, value in variables.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def sensor_tick_seconds(

@@ -44,6 +44,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from assets import CATALOG  # noqa: E402
 from assets.keys import features_key, model_key, served_keys  # noqa: E402
+from bench.harness import environment  # noqa: E402
 from resources import settings  # noqa: E402
 from resources.dataset import Dataset  # noqa: E402
 
@@ -266,9 +267,7 @@ def measure(servers: Servers, profile: Profile, number: int, quick: bool) -> Pro
 def record_runs(env: dict[str, str], profile: Profile) -> None:
     """Each step's run: its id, the seconds of its steps and its event records, from the
     instance on PostgreSQL."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(**env):
         instance = dg.DagsterInstance.get()
         records = instance.get_run_records()
         by_selection = {
@@ -285,12 +284,6 @@ def record_runs(env: dict[str, str], profile: Profile) -> None:
             }
             timed.events = len(instance.all_logs(timed.run_id))
         instance.dispose()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def report(profiles: list[Profile]) -> str:

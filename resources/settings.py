@@ -155,18 +155,25 @@ def replay_on() -> bool:
     return value == "on"
 
 
-def seconds(variable: str, default: int) -> int:
-    """A positive number of seconds from `variable`, or `default` when it is unset."""
+def _positive_whole(variable: str, what: str, least: str) -> int | None:
+    """A whole number of at least 1 from `variable` (None when unset); an error names the
+    variable, its value, `what` it must be and the `least` it may be."""
     raw = _get(variable)
     if not raw:
-        return default
+        return None
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{variable}={raw!r} is not a whole number of seconds") from None
+        raise ValueError(f"{variable}={raw!r} is not {what}") from None
     if value < 1:
-        raise ValueError(f"{variable}={raw!r}: at least 1 second is required")
+        raise ValueError(f"{variable}={raw!r}: {least}")
     return value
+
+
+def seconds(variable: str, default: int) -> int:
+    """A positive number of seconds from `variable`, or `default` when it is unset."""
+    value = _positive_whole(variable, "a whole number of seconds", "at least 1 second is required")
+    return default if value is None else value
 
 
 def replay_seconds() -> int:
@@ -207,16 +214,7 @@ def celery_url(variable: str) -> str:
 
 def backfill_days_per_run() -> int | None:
     """Days per run of a backfill (PLATFORM_BACKFILL_DAYS_PER_RUN); None: one run per range."""
-    raw = _get(BACKFILL_DAYS_PER_RUN_ENV)
-    if not raw:
-        return None
-    try:
-        days = int(raw)
-    except ValueError:
-        raise ValueError(f"{BACKFILL_DAYS_PER_RUN_ENV}={raw!r} is not a number of days") from None
-    if days < 1:
-        raise ValueError(f"{BACKFILL_DAYS_PER_RUN_ENV}={raw!r}: at least 1 day per run")
-    return days
+    return _positive_whole(BACKFILL_DAYS_PER_RUN_ENV, "a number of days", "at least 1 day per run")
 
 
 def reports_url() -> str:
