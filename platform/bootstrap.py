@@ -13,13 +13,11 @@ so a second `make run` starts the UI at once.
 
 import argparse
 import os
-import shutil
 import sys
 import time
 import warnings
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 import dagster as dg
 
@@ -31,6 +29,7 @@ from assets.keys import features_key, model_key, notebook_key, served_keys  # no
 from assets.model_pipeline import training_pool  # noqa: E402
 from assets.notebook_spec import Trigger  # noqa: E402
 from resources import platform_resources, settings  # noqa: E402
+from resources.instance_storage import install_instance_config  # noqa: E402
 from sensors.run_tags import RANGE_END_TAG, RANGE_START_TAG  # noqa: E402
 
 BOOTSTRAP_TAG = "platform/bootstrap"
@@ -101,8 +100,7 @@ def prepare_instance(catalog: Catalog) -> dg.DagsterInstance:
     """
     home = settings.dagster_home()
     os.environ[settings.DAGSTER_HOME_ENV] = str(home)  # DagsterInstance.get() reads it
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(__file__).with_name("dagster.yaml"), home / "dagster.yaml")
+    install_instance_config(home)
     instance = dg.DagsterInstance.get()
     for spec in catalog.models:
         instance.event_log_storage.initialize_concurrency_limit_to_default(training_pool(spec))

@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+import yaml
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
@@ -28,6 +29,8 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # Small but enough for a model: 60+ days of 120 flights train in about a second.
 SYNTHETIC_FLIGHTS_PER_DAY = 120
 DAGSTER = Path(sys.executable).with_name("dagster")
+# The instance storage `make run` configures (platform/dagster.yaml), for the tests' instances.
+PLATFORM_STORAGE = yaml.safe_load((REPO_ROOT / "platform" / "dagster.yaml").read_text())["storage"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -68,9 +71,14 @@ def synthetic_source() -> Sources:
     return synthetic_sources()
 
 
+def platform_instance():
+    """A temporary Dagster instance with the storage `make run` configures, removed on exit."""
+    return dg.instance_for_test(overrides={"storage": PLATFORM_STORAGE})
+
+
 @pytest.fixture
 def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
+    with platform_instance() as test_instance:
         yield test_instance
 
 
@@ -191,7 +199,7 @@ class BuiltPipeline:
 def synthetic_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltPipeline]:
     """PIPELINE_STEPS materialized once per session (about 25 s); tests must not alter its content."""
     folder = tmp_path_factory.mktemp("synthetic_pipeline")
-    with dg.instance_for_test() as test_instance:
+    with platform_instance() as test_instance:
         built = Platform(test_instance, synthetic_sources(), make_lake(folder))
         results = [built.materialize(keys, first, last) for keys, first, last in PIPELINE_STEPS]
         run_ids = [record.dagster_run.run_id for record in test_instance.get_run_records()]

@@ -5,9 +5,8 @@ exists."""
 import runpy
 from datetime import timedelta
 
-import dagster as dg
 import pytest
-from conftest import REPO_ROOT, make_lake, synthetic_sources
+from conftest import REPO_ROOT, make_lake, platform_instance, synthetic_sources
 
 from assets import CATALOG
 from assets.catalog import load_catalog
@@ -51,7 +50,7 @@ def test_the_bootstrap_materializes_every_model_once(tmp_path, capsys):
     lake = make_lake(tmp_path)
     resources = platform_resources(sources=synthetic_sources(), lake=lake)
     registry = resources["registry"]
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
         assert BOOTSTRAP["run"](instance, CATALOG, resources) == 0
         for spec in CATALOG.models:
             dataset = CATALOG.dataset_of(spec)

@@ -3,10 +3,9 @@
 from collections.abc import Iterator
 from datetime import date
 
-import dagster as dg
 import pandas as pd
 import pytest
-from conftest import ROLLING_FEATURES, Platform, make_lake
+from conftest import ROLLING_FEATURES, Platform, make_lake, platform_instance
 
 from resources.sources import Sources
 
@@ -17,7 +16,7 @@ DAYS = [date(2013, 1, 1), date(2013, 1, 2), date(2013, 1, 3)]
 @pytest.fixture(scope="module")
 def bundled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     folder = tmp_path_factory.mktemp("bundled")
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
         platform = Platform(instance, Sources(kind="bundled"), make_lake(folder))
         platform.materialize(["raw_planes"])
         platform.materialize(["raw_flights", "raw_weather", "flight_outcomes"], FIRST, LAST)

@@ -23,7 +23,6 @@ import pytest
 from conftest import (
     PIPELINE_LAST,
     QUIET,
-    REPO_ROOT,
     SYNTHETIC_FLIGHTS_PER_DAY,
     BuiltPipeline,
     synthetic_sources,
@@ -33,6 +32,7 @@ from daemon_support import Daemon
 from assets import CATALOG
 from assets import defs as asset_defs
 from resources import platform_resources
+from resources.instance_storage import install_instance_config
 from resources.lake import Lake
 from resources.registry import ModelRegistry
 from sensors.run_tags import TRIGGER_TAG, Trigger
@@ -92,8 +92,7 @@ def copy_materializations(source: dg.DagsterInstance, target: dg.DagsterInstance
 @pytest.fixture
 def deployment(synthetic_pipeline: BuiltPipeline, tmp_path: Path) -> Deployment:
     home, data = tmp_path / "dagster_home", tmp_path / "data"
-    home.mkdir()
-    shutil.copyfile(REPO_ROOT / "platform" / "dagster.yaml", home / "dagster.yaml")
+    install_instance_config(home)
     shutil.copytree(synthetic_pipeline.platform.lake.root, data / "lake")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert copy_materializations(synthetic_pipeline.platform.instance, instance)

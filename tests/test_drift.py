@@ -10,7 +10,14 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from conftest import PIPELINE_LAST, PIPELINE_MODEL_CUTOFF, QUIET, Platform, make_lake
+from conftest import (
+    PIPELINE_LAST,
+    PIPELINE_MODEL_CUTOFF,
+    QUIET,
+    Platform,
+    make_lake,
+    platform_instance,
+)
 
 from assets import CATALOG, drift
 from assets import defs as asset_defs
@@ -47,7 +54,7 @@ def measured(synthetic_pipeline, tmp_path_factory) -> Iterator[Measured]:
     folder = tmp_path_factory.mktemp("drift")
     shutil.copytree(synthetic_pipeline.platform.lake.root, folder / "lake")
     source = synthetic_pipeline.platform.resources["sources"]
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
         platform = Platform(instance, source, make_lake(folder))
         lenient = {"gate_limit": 0.0, "gate_tolerance": 1.0}  # promote whatever it scores
         dg.materialize(

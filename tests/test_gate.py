@@ -15,7 +15,7 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 import pytest
-from conftest import QUIET, REPO_ROOT, Platform, make_lake, synthetic_sources
+from conftest import QUIET, REPO_ROOT, Platform, make_lake, platform_instance, synthetic_sources
 
 from assets import CATALOG, modeling
 from assets import defs as asset_defs
@@ -78,7 +78,7 @@ def _version(result: dg.ExecuteInProcessResult) -> str:
 @pytest.fixture(scope="module")
 def story(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("champion_story")
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
         platform = Platform(instance, synthetic_sources(), make_lake(folder))
         platform.materialize(["raw_planes"])
         platform.materialize(["raw_flights", "raw_weather", "flight_outcomes"], FIRST, LAST)

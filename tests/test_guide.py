@@ -15,7 +15,7 @@ import dagster as dg
 import guide_bakery
 import pandas as pd
 import pytest
-from conftest import DAGSTER, QUIET, REPO_ROOT, make_lake
+from conftest import DAGSTER, QUIET, REPO_ROOT, make_lake, platform_instance
 
 from assets import CATALOG, build_assets
 from assets.catalog import Catalog, load_catalog
@@ -48,7 +48,7 @@ def bakery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bakery]:
     every_asset = build_assets(catalog)
     lake = make_lake(tmp_path_factory.mktemp("bakery"))
     resources = platform_resources(sources=Sources(kind="bundled"), lake=lake)
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
 
         def run(keys: list[str], first: str, last: str | None = None):
             return dg.materialize(

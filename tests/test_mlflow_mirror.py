@@ -18,7 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import Platform, make_lake, synthetic_sources
+from conftest import Platform, make_lake, platform_instance, synthetic_sources
 
 from assets import CATALOG
 from resources import mlflow_mirror, models_cli, settings
@@ -67,7 +67,7 @@ def story(mlflow_server, tmp_path_factory: pytest.TempPathFactory):
 
     folder = tmp_path_factory.mktemp("mlflow_story")
     client = MlflowClient(tracking_uri=mlflow_server.uri, registry_uri=mlflow_server.uri)
-    with pytest.MonkeyPatch.context() as env, dg.instance_for_test() as instance:
+    with pytest.MonkeyPatch.context() as env, platform_instance() as instance:
         env.setenv(settings.MLFLOW_TRACKING_URI_ENV, mlflow_server.uri)
         env.setenv(settings.DATA_DIR_ENV, str(folder))
         lake = make_lake(folder)

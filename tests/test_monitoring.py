@@ -7,7 +7,7 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 import pytest
-from conftest import PIPELINE_LAST, PIPELINE_MODEL_CUTOFF, Platform, make_lake
+from conftest import PIPELINE_LAST, PIPELINE_MODEL_CUTOFF, Platform, make_lake, platform_instance
 
 from assets import defs as asset_defs
 from datasets.flights.tables import FLIGHT_KEY
@@ -27,7 +27,7 @@ def judged(
     folder = tmp_path_factory.mktemp("monitoring")
     shutil.copytree(synthetic_pipeline.platform.lake.root, folder / "lake")
     source = synthetic_pipeline.platform.resources["sources"]
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
         platform = Platform(instance, source, make_lake(folder))
         yield platform, platform.materialize([QUALITY], PIPELINE_MODEL_CUTOFF, PIPELINE_LAST)
 

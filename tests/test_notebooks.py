@@ -17,7 +17,14 @@ from pathlib import Path
 import dagster as dg
 import nbformat
 import pytest
-from conftest import PIPELINE_MODEL_CUTOFF, QUIET, BuiltPipeline, make_lake, synthetic_sources
+from conftest import (
+    PIPELINE_MODEL_CUTOFF,
+    QUIET,
+    BuiltPipeline,
+    make_lake,
+    platform_instance,
+    synthetic_sources,
+)
 
 from assets import CATALOG, build_assets
 from assets.catalog import Catalog
@@ -48,7 +55,7 @@ def lab(synthetic_pipeline: BuiltPipeline, tmp_path_factory) -> Iterator[Lab]:
     folder = tmp_path_factory.mktemp("notebooks")
     shutil.copytree(synthetic_pipeline.platform.lake.root, folder / "lake")
     lake = make_lake(folder)
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
         resources = platform_resources(sources=synthetic_sources(), lake=lake)
         yield Lab(lake, instance, resources, folder)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-from conftest import Platform, make_lake
+from conftest import Platform, make_lake, platform_instance
 from landing_support import (
     CORPUS,
     DAY,
@@ -33,7 +33,7 @@ from resources.sources import Sources
 def ingested_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with the corpus zone and a lake that ingested all of it, built once."""
     folder = tmp_path_factory.mktemp("ingested_corpus")
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
         landing = landing_platform(folder, instance)
         assert landing.ingest(["raw_planes"], first=None).success
         assert landing.ingest(RAW).success

@@ -12,7 +12,7 @@ from datetime import date
 
 import dagster as dg
 import pytest
-from conftest import FLIGHT_MODELS, QUIET, Platform, make_lake
+from conftest import FLIGHT_MODELS, QUIET, Platform, make_lake, platform_instance
 
 from assets import defs as asset_defs
 from assets.metadata import PREVIEW_ROWS
@@ -76,7 +76,7 @@ def copy(synthetic_pipeline, tmp_path) -> Iterator[Copy]:
     """The session's lake copied (it stays untouched), with an instance of its own."""
     shutil.copytree(synthetic_pipeline.platform.lake.root, tmp_path / "lake")
     source = synthetic_pipeline.platform.resources["sources"]
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
         yield Copy(Platform(instance, source, make_lake(tmp_path)))
 
 

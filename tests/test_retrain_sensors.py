@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 import pytest
-from conftest import QUIET, Platform, make_lake, synthetic_sources
+from conftest import QUIET, Platform, make_lake, platform_instance, synthetic_sources
 from dagster._core.test_utils import create_run_for_test
 
 from assets import CATALOG
@@ -72,7 +72,7 @@ class DriftStory:
 def story(tmp_path_factory) -> Iterator[DriftStory]:
     """Real partitions: calm days, then drifted ones; the sensor ticked after each step."""
     source = synthetic_sources(drift_start=DRIFT_START)
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
         platform = Platform(instance, source, make_lake(tmp_path_factory.mktemp("retrain")))
         platform.materialize(["raw_planes"])
         platform.materialize(

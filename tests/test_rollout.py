@@ -27,7 +27,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Platform, make_lake, synthetic_sources
+from conftest import Platform, make_lake, platform_instance, synthetic_sources
 
 from assets import CATALOG
 from assets.model_spec import Rollout
@@ -98,7 +98,7 @@ def predictions(platform: Platform, first: str, last: str) -> pd.DataFrame:
 def base_lake(tmp_path_factory) -> Path:
     """Raw tables and features of FIRST..LAST, built once and copied by each story."""
     folder = tmp_path_factory.mktemp("rollout_base")
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
         platform = Platform(instance, synthetic_sources(), make_lake(folder))
         platform.materialize(["raw_planes"])
         platform.materialize(["raw_flights", "raw_weather", "flight_outcomes"], FIRST, LAST)
@@ -113,7 +113,7 @@ def story_platform(base: Path, folder: Path, instance: dg.DagsterInstance) -> Pl
 
 @pytest.fixture(scope="module")
 def shadow_story(base_lake, tmp_path_factory):
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
         platform = story_platform(base_lake, tmp_path_factory.mktemp("shadow"), instance)
         train(platform, CHAMPION_CUTOFF, **LENIENT, **STUMP)
         started = train(platform, CHALLENGER_CUTOFF, rollout="shadow", **LENIENT)
@@ -125,7 +125,7 @@ def shadow_story(base_lake, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ab_story(base_lake, tmp_path_factory):
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
         platform = story_platform(base_lake, tmp_path_factory.mktemp("ab"), instance)
         train(platform, CHAMPION_CUTOFF)
         train(platform, CHALLENGER_CUTOFF, rollout="ab", ab_share=0.5, **LENIENT, **STUMP)
@@ -240,7 +240,7 @@ def test_quality_scores_each_version_on_its_own_arm(ab_story):
 def test_a_rollback_during_an_experiment_retires_it_and_keeps_past_predictions(
     base_lake, tmp_path_factory
 ):
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
         platform = story_platform(base_lake, tmp_path_factory.mktemp("rollback"), instance)
         registry = platform.resources["registry"]
         train(platform, "2013-02-05", **LENIENT, **STUMP)

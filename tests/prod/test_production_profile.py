@@ -33,6 +33,7 @@ from conftest import (
     Platform,
     asset_graph,
     make_lake,
+    platform_instance,
     synthetic_sources,
 )
 
@@ -166,7 +167,7 @@ def local_retrained(
     """The local reference after the same retrain and next day, on a copy of its lake."""
     folder = tmp_path_factory.mktemp("local_retrain")
     shutil.copytree(synthetic_pipeline.platform.lake.root, folder / "lake")
-    with dg.instance_for_test() as instance:
+    with platform_instance() as instance:
         platform = Platform(instance, synthetic_source(), make_lake(folder))
         retrain_and_next_day(platform, [MODEL_KEY], RETRAIN_CUTOFF)
         yield platform

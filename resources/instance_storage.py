@@ -1,0 +1,121 @@
+"""The local Dagster instance's storage: Dagster's SQLite storage, writing a batch of events in one
+transaction per database.
+
+A run over a range of days records events per day: a planned materialization per asset and day
+when the run starts, a materialization per asset and day when a step ends. Dagster hands each of
+those groups to the event storage as one batch when `DAGSTER_EVENT_BATCH_SIZE` is set, but its
+SQLite storage still writes a batch event by event, each in transactions of its own (the run's
+database, then the index database), each opening, committing and closing a database: for a year of
+days that is most of a backfill's time. Its PostgreSQL storage writes a batch at once. This one
+does the same on SQLite: one transaction on the run's database and one on the index for the whole
+batch, storing the same rows in the same order as one-by-one writes, so the UI's partition status
+and metadata, asset records and sensors read what they read before.
+
+`install_instance_config` writes an instance's `dagster.yaml` from `platform/dagster.yaml` with the
+instance's own folder as the storage's `base_dir`, so the instance opens by its path whatever
+`DAGSTER_HOME` says (`DagsterInstance.from_config`); the repository's file reads the folder from
+`DAGSTER_HOME`, which holds when a person copies it by hand and starts Dagster there.
+
+The instance using this storage turns batching on (`DAGSTER_EVENT_BATCH_SIZE`, unless the
+environment already sets it) for every process that loads it: `dagster dev`, the daemon, the CLI
+and each run. The files on disk are Dagster's default SQLite layout under `base_dir`, so an
+instance made without this storage keeps its history.
+"""
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dagster._config import StringSource
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
+from dagster._serdes import ConfigurableClassData
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
+    from dagster._core.events.log import EventLogEntry
+
+# Dagster's switch for handing events to the storage in batches, and the most events it holds
+# before writing them (a batch also ends with its step's last event or the run's last planned
+# event, whichever comes first).
+EVENT_BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"
+EVENTS_PER_BATCH = 1000
+PLATFORM_INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "platform" / "dagster.yaml"
+# The storage's folder in platform/dagster.yaml, replaced by the instance's path on installation.
+HOME_FROM_ENVIRONMENT = "base_dir:\n        env: DAGSTER_HOME\n"
+
+
+class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
+    """Dagster's SQLite event log storage, writing a batch of one run's events in one transaction
+    on the run's database and one on the index database."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        super().__init__(base_dir, inst_data)
+        self._tables_present: set[str] = set()
+
+    def register_instance(self, instance: "DagsterInstance") -> None:
+        os.environ.setdefault(EVENT_BATCH_SIZE_VARIABLE, str(EVENTS_PER_BATCH))
+        super().register_instance(instance)
+
+    def store_event_batch(self, events: Sequence["EventLogEntry"]) -> None:
+        if len({event.run_id for event in events}) != 1:
+            super().store_event_batch(events)
+            return
+        with self.run_connection(events[0].run_id) as conn:
+            conn.execute(self.prepare_insert_event_batch(events))
+        with self.index_transaction() as conn:
+            for event in (e for e in events if e.dagster_event_type in ASSET_EVENTS):
+                event_id = conn.execute(self.prepare_insert_event(event)).inserted_primary_key[0]
+                self._store_asset_event_tags(conn, [event], [event_id])
+                self._store_asset_event(conn, event, event_id)
+        for event in (e for e in events if e.dagster_event_type in ASSET_CHECK_EVENTS):
+            with self.index_connection() as conn:
+                event_id = conn.execute(self.prepare_insert_event(event)).inserted_primary_key[0]
+            self.store_asset_check_event(event, event_id)
+
+    def has_table(self, table_name: str) -> bool:
+        """Whether the index holds `table_name`, asked once per table: Dagster asks before each
+        asset event's tags are written, opening the index each time, and a table once created
+        stays."""
+        if table_name not in self._tables_present and super().has_table(table_name):
+            self._tables_present.add(table_name)
+        return table_name in self._tables_present
+
+
+class BatchingSqliteStorage(DagsterSqliteStorage):
+    """Dagster's SQLite instance storage (runs, events, schedules) with the batching event log.
+
+    Configured in `platform/dagster.yaml` as `storage: custom:` with `base_dir` the instance's
+    home, where Dagster's default SQLite storage keeps the same files."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        super().__init__(base_dir, inst_data)
+        self._event_log_storage = BatchingSqliteEventLogStorage(_event_logs_directory(base_dir))
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {"base_dir": StringSource}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: dict
+    ) -> "BatchingSqliteStorage":
+        os.makedirs(config_value["base_dir"], exist_ok=True)
+        return cls(config_value["base_dir"], inst_data=inst_data)
+
+
+def install_instance_config(home: Path) -> None:
+    """Write `home/dagster.yaml`: platform/dagster.yaml, comments kept, with `home` as the
+    storage's folder."""
+    text = PLATFORM_INSTANCE_CONFIG.read_text()
+    if HOME_FROM_ENVIRONMENT not in text:
+        raise ValueError(
+            f"{PLATFORM_INSTANCE_CONFIG}: the storage's base_dir must read `env: DAGSTER_HOME` "
+            "(the installed copy replaces it with the instance's folder)"
+        )
+    home.mkdir(parents=True, exist_ok=True)
+    folder = json.dumps(str(home.resolve()))  # a JSON string is a YAML string
+    (home / "dagster.yaml").write_text(text.replace(HOME_FROM_ENVIRONMENT, f"base_dir: {folder}\n"))
