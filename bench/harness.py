@@ -30,6 +30,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from resources.instance_storage import install_instance_config
 from resources.settings import REPO_ROOT, data_dir
 
 # Single-run backfill policies are beta in Dagster 1.13; their warnings would bury the figures.
@@ -39,11 +40,6 @@ DAGSTER = Path(sys.executable).with_name("dagster")
 # Variables that would point a benchmark at the user's own data or source.
 INHERITED_PLATFORM_VARIABLES = ("PLATFORM_", "DAGSTER_HOME")
 LOG_TAIL_LINES = 40
-# How the platform runs Dagster for backfills: one planned event per asset and run instead of one
-# per partition, which halves Dagster's bookkeeping of a year's single-run backfill. Dagster's
-# own opt-in (its maintainers' advice for wide single-run backfills, dagster-io/dagster#32242);
-# the price is that the partitions of a failed single run show as missing, not failed.
-INSTANCE_SETTINGS = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
 # How busy the machine was when the benchmark started (1-minute load average), for its record.
 LOAD_AT_START = os.getloadavg()[0]
 
@@ -192,8 +188,7 @@ class Workspace:
         self.root = Path(tempfile.mkdtemp(prefix=f"flightdesk-bench-{name}-"))
         self.source = dict(source or {})
         self.keep = keep
-        self.home.mkdir()
-        shutil.copyfile(REPO_ROOT / "platform" / "dagster.yaml", self.home / "dagster.yaml")
+        install_instance_config(self.home)
         (self.root / "logs").mkdir()
         self.runs: list[CliRun] = []
 
@@ -222,7 +217,6 @@ class Workspace:
         }
         return (
             env
-            | INSTANCE_SETTINGS
             | {
                 "DAGSTER_HOME": str(self.home),
                 "PLATFORM_DATA_DIR": str(self.data),
