@@ -66,10 +66,13 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             return
         with self.run_connection(events[0].run_id) as conn:
             conn.execute(self.prepare_insert_event_batch(events))
+        indexed = [e for e in events if e.dagster_event_type in ASSET_EVENTS]
         with self.index_transaction() as conn:
-            for event in (e for e in events if e.dagster_event_type in ASSET_EVENTS):
-                event_id = conn.execute(self.prepare_insert_event(event)).inserted_primary_key[0]
-                self._store_asset_event_tags(conn, [event], [event_id])
+            ids = [
+                conn.execute(self.prepare_insert_event(e)).inserted_primary_key[0] for e in indexed
+            ]
+            self._store_asset_event_tags(conn, indexed, ids)
+            for event, event_id in last_of_each_kind(indexed, ids):
                 self._store_asset_event(conn, event, event_id)
         for event in (e for e in events if e.dagster_event_type in ASSET_CHECK_EVENTS):
             with self.index_connection() as conn:
@@ -83,6 +86,18 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         if table_name not in self._tables_present and super().has_table(table_name):
             self._tables_present.add(table_name)
         return table_name in self._tables_present
+
+
+def last_of_each_kind(
+    events: Sequence["EventLogEntry"], ids: Sequence[int]
+) -> list[tuple["EventLogEntry", int]]:
+    """The last event of each asset and event type, with its id, in the batch's order.
+
+    An asset's row in the index holds what the latest event of each type set (the last
+    materialization, the last run, the time of the latest event); events of one type set the same
+    columns, so applying these alone leaves the row as applying every event in turn would."""
+    last = {(e.dagster_event.asset_key, e.dagster_event_type): i for i, e in enumerate(events)}
+    return [(events[i], ids[i]) for i in sorted(last.values())]
 
 
 class BatchingSqliteStorage(DagsterSqliteStorage):
