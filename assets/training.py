@@ -146,8 +146,12 @@ def labelled_rows(
     """
     [(total,)] = con.sql(f"SELECT count(*) FROM ({labelled})").fetchall()
     every = -(-total // max_rows) if max_rows and total > max_rows else 1
-    sample = "" if every == 1 else f"QUALIFY (row_number() OVER (ORDER BY {key}) - 1) % {every} = 0"
-    frame = con.sql(f"{labelled} {sample} ORDER BY {key}").df()
+    rows = labelled
+    if every > 1:  # numbers the keys alone: every row of a wide window would not fit in memory
+        kept = f"""SELECT {key} FROM ({labelled})
+            QUALIFY (row_number() OVER (ORDER BY {key}) - 1) % {every} = 0"""
+        rows = f"SELECT * FROM ({labelled}) SEMI JOIN ({kept}) AS kept USING ({key})"
+    frame = con.sql(f"{rows} ORDER BY {key}").df()
     frame[spec.day_column] = frame[spec.day_column].dt.date
     if spec.task == Task.BINARY:
         check_binary_labels(spec, frame)

@@ -260,6 +260,15 @@ def test_the_version_served_is_fitted_on_the_whole_window_and_gated_on_a_fit_wit
     assert record["metrics"]["auc"] != served_on_holdout["auc"]
 
 
+def test_a_window_above_the_row_limit_keeps_every_kth_row_in_entity_order(story):
+    window = days_between(date(2013, 1, 1), date(2013, 2, 19))
+    every_row = labelled_rows(story.platform.lake, CATALOG, FLIGHT_DELAY, window)
+    limit = len(every_row) // 3 - 1  # so every fourth row is kept
+    sampled = labelled_rows(story.platform.lake, CATALOG, FLIGHT_DELAY, window, max_rows=limit)
+    assert sampled.attrs == {"window_rows": len(every_row), "sampled_every": 4}
+    assert sampled.equals(every_row.iloc[::4].reset_index(drop=True))
+
+
 @pytest.mark.parametrize(
     ("metric", "candidate", "champion", "passed", "why"),
     [
