@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# uv installs the pinned set of constraints.txt with parallel downloads, in seconds where pip
+# takes minutes; pip installs uv itself, at this version.
+UV_VERSION := 0.13.8
 DAGSTER_HOST ?= 127.0.0.1
 DAGSTER_PORT ?= 3000
 export PLATFORM_DATA_DIR ?= $(CURDIR)/.data
@@ -26,10 +29,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version.split()[0])'
 	@echo "Setting up $(VENV) with $$($(PYTHON) --version), once (pyproject.toml or constraints.txt changed, or first run):"
 	@$(PYTHON) -m venv $(VENV)
-	@echo "  upgrading pip ..."
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@echo "  installing the platform and its packages at the pinned versions (dagster, duckdb, scikit-learn, evidently, ...): a few minutes ..."
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@echo "  installing uv $(UV_VERSION), which installs the rest ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@echo "  installing the platform and its packages at the pinned versions (dagster, duckdb, scikit-learn, evidently, ...) ..."
+	@$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev]'
 	@echo "  done: $$($(BIN)/python -m pip list --disable-pip-version-check 2>/dev/null | tail -n +3 | wc -l) packages in $(VENV)."
 	@touch $@
 
