@@ -4,7 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # uv installs the pinned set of constraints.txt with parallel downloads, in seconds where pip
-# takes minutes; pip installs uv itself, at this version.
+# takes minutes; pip installs uv itself, at this version. Bytecode is compiled at install, as pip
+# does: where PYTHONDONTWRITEBYTECODE is set, every process would otherwise compile each import.
 UV_VERSION := 0.13.8
 DAGSTER_HOST ?= 127.0.0.1
 DAGSTER_PORT ?= 3000
@@ -32,7 +33,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "  installing uv $(UV_VERSION), which installs the rest ..."
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	@echo "  installing the platform and its packages at the pinned versions (dagster, duckdb, scikit-learn, evidently, ...) ..."
-	@$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev]'
+	@$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[dev]'
 	@echo "  done: $$($(BIN)/python -m pip list --disable-pip-version-check 2>/dev/null | tail -n +3 | wc -l) packages in $(VENV)."
 	@touch $@
 
