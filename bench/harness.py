@@ -493,15 +493,16 @@ def environment(**variables: str | None) -> Iterator[None]:
     """Set (or, with None, unset) environment variables for the duration."""
     saved = {name: os.environ.get(name) for name in variables}
     try:
-        for name, value in variables.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        set_environment(variables)
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        set_environment(saved)
+
+
+def set_environment(variables: dict[str, str | None]) -> None:
+    """Set each variable to its value, or unset it where the value is None."""
+    for name, value in variables.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dagster._config import StringSource
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
@@ -111,15 +110,11 @@ class BatchingSqliteStorage(DagsterSqliteStorage):
         self._event_log_storage = BatchingSqliteEventLogStorage(_event_logs_directory(base_dir))
 
     @classmethod
-    def config_type(cls) -> dict:
-        return {"base_dir": StringSource}
-
-    @classmethod
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: dict
     ) -> "BatchingSqliteStorage":
-        os.makedirs(config_value["base_dir"], exist_ok=True)
-        return cls(config_value["base_dir"], inst_data=inst_data)
+        # Dagster's own returns its base class whatever `cls` is.
+        return cls.from_local(config_value["base_dir"], inst_data=inst_data)
 
 
 def install_instance_config(home: Path) -> None:

@@ -21,6 +21,7 @@ from assets import CATALOG  # noqa: E402
 from assets import defs as asset_defs  # noqa: E402
 from resources import defs as resource_defs  # noqa: E402
 from resources import platform_resources  # noqa: E402
+from resources.instance_storage import PLATFORM_INSTANCE_CONFIG  # noqa: E402
 from resources.lake import Lake  # noqa: E402
 from resources.sources import Sources  # noqa: E402
 
@@ -30,7 +31,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 SYNTHETIC_FLIGHTS_PER_DAY = 120
 DAGSTER = Path(sys.executable).with_name("dagster")
 # The instance storage `make run` configures (platform/dagster.yaml), for the tests' instances.
-PLATFORM_STORAGE = yaml.safe_load((REPO_ROOT / "platform" / "dagster.yaml").read_text())["storage"]
+PLATFORM_STORAGE = yaml.safe_load(PLATFORM_INSTANCE_CONFIG.read_text())["storage"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

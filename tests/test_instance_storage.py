@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 import pytest
-from conftest import PLATFORM_STORAGE
+from conftest import platform_instance
 
 from resources.instance_storage import BatchingSqliteEventLogStorage, install_instance_config
 
@@ -100,7 +100,7 @@ def plain_instance() -> Iterator[dg.DagsterInstance]:
 
 @pytest.fixture
 def batching_instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test(overrides={"storage": PLATFORM_STORAGE}) as instance:
+    with platform_instance() as instance:
         yield instance
 
 
