@@ -25,6 +25,7 @@ With `--policy shadow` or `--policy ab`, every retrain runs under that rollout p
 config of the model asset, as a person would set it), and after the retrain sensors each model's
 rollout decision sensor (`sensors.rollout.rollout_tick`) ticks; a decision it requests is the
 `decide_rollout` job, run in this process. `direct` (the default) is the platform's default.
+`--min-days` and `--confidence` replace every model's declared judging settings, to compare them.
 
 Figures, per model: retrains (count, cutoffs, trigger, gate); promotions after the first version,
 and among them the bad ones: a promoted version whose mean daily gate metric over its first
@@ -43,6 +44,7 @@ the forecast it replaces is not worth serving).
     .venv/bin/python -m bench.replay_retraining --dataset electricity  # 2014 (~15 min)
     .venv/bin/python -m bench.replay_retraining --through 2013-03-20   # a smoke run
     .venv/bin/python -m bench.replay_retraining --dataset electricity --policy shadow
+    .venv/bin/python -m bench.replay_retraining --policy shadow --min-days 14  # judge longer
 """
 
 import argparse
@@ -51,7 +53,7 @@ import shutil
 import sys
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import date
 
 import dagster as dg
@@ -104,8 +106,10 @@ def replay(
     last: str,
     policy: str = "direct",
     ab_share: float | None = None,
+    judging: dict | None = None,
 ) -> tuple[list[dict], list[dict], float]:
-    """Step 2: day by day, the daily cycle then every model's sensors, retrains under `policy`;
+    """Step 2: day by day, the daily cycle then every model's sensors, retrains under `policy`,
+    experiments judged with each model's declared rollout settings replaced by `judging`;
     returns the retrains, the rollout decisions and the seconds the replay took."""
     from assets import CATALOG
     from assets.promotion_jobs import DECIDE_JOB, DECIDE_OP, build_promotion_jobs
@@ -117,6 +121,7 @@ def replay(
     tick_seconds = ROLLOUT_TICK_SECONDS
     decide = {job.name: job for job in build_promotion_jobs(CATALOG)}[DECIDE_JOB]
     rollout = {"rollout": policy} | ({"ab_share": ab_share} if ab_share else {})
+    judged_by = {spec.name: replace(spec.rollout, **(judging or {})) for spec in specs}
     settings = {spec.name: spec.monitoring.with_environment(spec.name) for spec in specs}
     dataset = {spec.name: CATALOG.dataset_of(spec) for spec in specs}
     started = time.perf_counter()
@@ -143,7 +148,7 @@ def replay(
                         flush=True,
                     )
             ticked = time.perf_counter()
-            result = rollout_tick(instance, spec, spec.rollout)
+            result = rollout_tick(instance, spec, judged_by[spec.name])
             tick_seconds.append(time.perf_counter() - ticked)
             for request in getattr(result, "run_requests", None) or []:
                 if request.run_key in launched:
@@ -404,7 +409,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary workspaces")
     parser.add_argument("--policy", choices=POLICIES, default="direct", help="rollout of retrains")
     parser.add_argument("--ab-share", type=float, help="the challenger's share under ab")
+    parser.add_argument("--min-days", type=int, help="judged days before a decision (declared)")
+    parser.add_argument("--confidence", type=float, help="the decision's confidence (declared)")
     args = parser.parse_args(argv)
+    judging = {
+        name: value
+        for name, value in (("min_days", args.min_days), ("confidence", args.confidence))
+        if value is not None
+    }
     stop_cleanly_on_sigterm()
     from assets import CATALOG
 
@@ -424,11 +436,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bootstrapped in {time.perf_counter() - started:.0f}s; replaying ...", flush=True)
         baseline_seconds = baseline(fixed, live, graph, specs, last)
         retrains, decisions, replay_seconds = replay(
-            runner, graph, specs, last, args.policy, args.ab_share
+            runner, graph, specs, last, args.policy, args.ab_share, judging
         )
         figures: list[Figure] = [
             info("days replayed", len(days(first, last)), note=f"{first}..{last}"),
             info("rollout policy", args.policy, note=f"ab share {args.ab_share or 'declared'}"),
+            info("rollout judging", str(judging or "declared")),
         ]
         judged = {spec.name: promotions_judged(runner, spec, last) for spec in specs}
         daily: dict[str, list[dict]] = {}
@@ -472,13 +485,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     report(
         f"replay_retraining-{graph.dataset}"
-        + ("" if args.policy == "direct" else f"-{args.policy}"),
+        + ("" if args.policy == "direct" else f"-{args.policy}")
+        + "".join(f"-{name.replace('_', '-')}-{value}" for name, value in judging.items()),
         title,
         figures,
         {
             "settings": {s.name: asdict(s.monitoring.with_environment(s.name)) for s in specs},
             "policy": args.policy,
             "ab_share": args.ab_share,
+            "judging": judging,
             "retrains": retrains,
             "rollout_decisions": decisions,
             "promotions": judged,
