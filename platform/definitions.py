@@ -1,5 +1,6 @@
 """The code location: loaded by workspace.yaml as a file, because `platform/` is not a package."""
 
+import gc
 import warnings
 
 import dagster as dg
@@ -21,3 +22,10 @@ defs = dg.Definitions.merge(
     sensors.defs,
     dg.Definitions(executor=execution.executor()),
 )
+
+# The definitions and the modules they loaded live as long as the process: frozen, the collector
+# no longer walks them in every full collection of a run, nor in those of the interpreter's exit
+# (about half a second of each `dagster asset materialize`). Once per process: a reloaded
+# location's new objects stay collectable.
+if gc.get_freeze_count() == 0:
+    gc.freeze()
