@@ -36,6 +36,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_S = 300
 POLL_S = 2.0
+# How often the start checks whether the code server listens and the UI serves the code location.
+STARTUP_POLL_S = 0.1
 STOP_TIMEOUT_S = 30
 BIN = Path(sys.executable).parent
 IN_PROGRESS = ("STARTING", "STARTED", "CANCELING")
@@ -209,7 +211,7 @@ class Services:
         while not listening(self.socket):  # the code is loaded before the server listens
             if stops.count or self.dead() or time.monotonic() > deadline:
                 raise NotServing(f"the code server did not start; its log: {self.log}")
-            stops.wait(0.5)
+            stops.wait(STARTUP_POLL_S)
         workspace = self.home / "served_workspace.yaml"
         served = {"socket": self.socket, "location_name": target["location_name"]}
         workspace.write_text(yaml.safe_dump({"load_from": [{"grpc_server": served}]}))
@@ -228,7 +230,7 @@ class Services:
                     f"Dagster's webserver or daemon did not start (is port {self.port} free?); "
                     f"their log: {self.log}"
                 )
-            stops.wait(1.0)
+            stops.wait(STARTUP_POLL_S)
 
     def spawn(self, name: str, command: list) -> None:
         with self.log.open("ab") as output:
