@@ -58,9 +58,14 @@ from bench.harness import (
     workspace,
 )
 
-TARGET_BACKFILL_SECONDS = 60.0
-TARGET_SPEEDUP = 50.0
-TARGET_DAILY_CYCLE_SECONDS = 15.0
+# The year of the flights' graph with flight_delay alone (the graph measured before the
+# declarations) has a target of its own; every dataset's graph with all its models has one
+# together, which `bench/suite.py` checks on the sum of their walls.
+HEADLINE_GRAPH = ("flights", ("flight_delay",))
+TARGET_BACKFILL_SECONDS = 30.0
+TARGET_EVERY_DATASET_SECONDS = 60.0
+TARGET_SPEEDUP = 100.0
+TARGET_DAILY_CYCLE_SECONDS = 10.0
 # The quick span ends two weeks after the first cutoff: every step runs, on ten weeks of data.
 QUICK_DAYS_AFTER_CUTOFF = 14
 
@@ -308,14 +313,13 @@ def main(argv: list[str] | None = None) -> int:
     per_cutoff = statistics.mean(r.seconds for r in model_runs)
     monthly = len(model_cutoffs("monthly", graph, last))
     models = ", ".join(m.split("/")[0] for m in graph.models)
+    wall = f"backfill {span_text}, wall"
+    about = f"models {models}; cutoffs {', '.join(cutoffs)}"
+    headline = (args.dataset, tuple(args.models or ())) == HEADLINE_GRAPH and not args.quick
     figures: list[Figure] = [
-        at_most(
-            f"backfill {span_text}, wall",
-            backfill_seconds,
-            TARGET_BACKFILL_SECONDS,
-            "s",
-            f"models {models}; cutoffs {', '.join(cutoffs)}",
-        ),
+        at_most(wall, backfill_seconds, TARGET_BACKFILL_SECONDS, "s", about)
+        if headline
+        else info(wall, backfill_seconds, "s", about),
         info("  CPU time of its CLI runs", sum(r.cpu_seconds for r in fast_runs), "s"),
         *[info(f"  step {asset}", seconds, "s") for asset, seconds in per_asset.items()],
         info(
