@@ -15,7 +15,10 @@ from the next day to be predicted on. Neither asks when the training window of D
 or labels (a backfill ahead of the replay leaves gaps), nor within `retrain_cooldown_days` data
 days (partitions, not wall time, so a replay or a backfill behaves as the live feed) after the
 newest cutoff of the model that is materialized or being materialized, by any run, or after the
-cutoff of a retrain they requested that failed: they back off instead of failing every day. A run
+cutoff of a retrain they requested that failed: they back off instead of failing every day. Nor
+while the newest judged day names a live experiment (`shadow` or `ab` rollout): a new version
+passing the gate would supersede the challenger before its decision, and under persistent drift
+every challenger would be replaced just as its evidence was complete. A run
 key per model, trigger and cutoff makes the daemon launch a request once.
 
 The settings are the model's declaration (`assets.model_spec.Monitoring`), which the environment
@@ -40,6 +43,7 @@ from assets.keys import drift_key, model_key, quality_key
 from assets.metrics import METRICS
 from assets.model_pipeline import MODEL_VERSION, holdout_key
 from assets.model_spec import ModelSpec, Monitoring
+from assets.monitoring import CHALLENGER_VERSION, EXPERIMENT, EXPERIMENT_STARTED
 from assets.partitions import preceding_days
 from assets.quality_gate import QUALITY_GATE
 from assets.scoring import SERVED_BY
@@ -149,12 +153,19 @@ def retrain_request(
     settings: Monitoring,
     dataset: Dataset,
 ) -> dg.SensorResult | dg.SkipReason:
-    """A retrain of `spec` for the day after `judged`, unless its training window is incomplete,
-    or a retrain is within the cooldown, or one failed within it (the sensors back off)."""
+    """A retrain of `spec` for the day after `judged`, unless a challenger is being judged, its
+    training window is incomplete, or a retrain is within the cooldown, or one failed within it
+    (the sensors back off)."""
     cutoff = judged + timedelta(days=1)
     if cutoff > dataset.last_day:
         return dg.SkipReason(
             f"{reason}, but the partitions end on {dataset.last_day}: nothing to train"
+        )
+    live = live_experiment(instance, spec)
+    if live:
+        return dg.SkipReason(
+            f"{reason}, but {live} is being judged: a retrain now would end it before its "
+            "decision, so the retrain waits for the rollout sensor to promote or retire it"
         )
     incomplete = incomplete_window(instance, spec, dataset.first_day, cutoff)
     if incomplete:
@@ -186,6 +197,20 @@ def retrain_request(
                 tags={TRIGGER_TAG: trigger, REASON_TAG: reason[:1000]},
             )
         ]
+    )
+
+
+def live_experiment(instance: dg.DagsterInstance, spec: ModelSpec) -> str | None:
+    """The challenger and experiment the newest judged day of `spec` names, if one was live:
+    a version that passes the gate while it is judged would supersede it, losing its days."""
+    key = quality_key(spec)
+    latest = latest_partition(instance, key)
+    newest = partition_metadata(instance, key, [latest], EXPERIMENT).get(latest) if latest else None
+    if newest is None:
+        return None
+    return (
+        f"challenger {newest[CHALLENGER_VERSION].value} (experiment {newest[EXPERIMENT].value}, "
+        f"since {newest[EXPERIMENT_STARTED].value})"
     )
 
 

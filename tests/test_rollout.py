@@ -35,7 +35,9 @@ from assets.promotion_jobs import DECIDE_JOB, build_promotion_jobs
 from assets.rollout import CONTINUE, PROMOTE, RETIRE, DayPair, bootstrap_interval, judge
 from resources import experiments
 from resources.days import days_between
+from sensors.retrain import retrain_request
 from sensors.rollout import rollout_tick
+from sensors.run_tags import Trigger
 
 MODEL = "flight_delay"
 SPEC = CATALOG.model(MODEL)
@@ -55,6 +57,8 @@ class Served:
     ticks: dict[str, dg.SensorResult | dg.SkipReason] = field(default_factory=dict)
     decided: dict = field(default_factory=dict)  # the decision run's config, once requested
     decided_after: str = ""  # the last day judged before it
+    # What the retrain sensors would do after each day, were drift to ask for a retrain.
+    retrains: dict[str, dg.SensorResult | dg.SkipReason] = field(default_factory=dict)
 
 
 def train(platform: Platform, cutoff: str, **config) -> dg.ExecuteInProcessResult:
@@ -70,6 +74,7 @@ def serve(served: Served, first: str, days: int, stop_at_decision: bool = True) 
     ):
         key = day.isoformat()
         platform.materialize([f"{MODEL}/predictions", f"{MODEL}/prediction_quality"], key)
+        served.retrains[key] = drift_asks_for_a_retrain(platform, day)
         result = rollout_tick(platform.instance, SPEC, SETTINGS)
         served.ticks[key] = result
         if isinstance(result, dg.SensorResult) and not served.decided:
@@ -86,6 +91,19 @@ def serve(served: Served, first: str, days: int, stop_at_decision: bool = True) 
             if stop_at_decision:
                 break
     return served
+
+
+def drift_asks_for_a_retrain(platform: Platform, judged: date) -> dg.SensorResult | dg.SkipReason:
+    """What a retrain sensor answers when drift persists on the newest judged day."""
+    return retrain_request(
+        platform.instance,
+        SPEC,
+        judged,
+        Trigger.DRIFT,
+        "drift persists",
+        SPEC.monitoring,
+        CATALOG.dataset_of(SPEC),
+    )
 
 
 def predictions(platform: Platform, first: str, last: str) -> pd.DataFrame:
@@ -167,6 +185,21 @@ def test_a_better_challenger_is_promoted_after_the_declared_days_and_not_before(
     assert entry["action"] == "promote" and entry["experiment"] == entry["version"]
     assert entry["effective_from"] == served.decided["effective_from"]
     assert [d["day"] for d in entry["evidence"]["days"]][0] == CHALLENGER_CUTOFF
+
+
+def test_retrains_wait_while_an_experiment_is_judged_and_not_after_its_decision(shadow_story):
+    served, _ = shadow_story
+    judged = [served.retrains[day] for day in served.ticks]
+    assert judged and all(isinstance(t, dg.SkipReason) for t in judged)
+    challenger = served.decided["experiment"]
+    assert all(
+        f"challenger {challenger}" in t.skip_message and "is being judged" in t.skip_message
+        for t in judged
+    ), judged
+    after = date.fromisoformat(served.decided["effective_from"])  # its quality names no experiment
+    answer = drift_asks_for_a_retrain(served.platform, after)
+    message = answer.skip_message if isinstance(answer, dg.SkipReason) else ""
+    assert "is being judged" not in message, answer
 
 
 def test_after_its_promotion_the_challenger_serves_and_past_days_keep_their_predictions(
