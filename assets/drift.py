@@ -209,7 +209,7 @@ def build_drift_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.AssetsDefin
                 lake.write_partitions(table, drift_table(spec, rows), spec.day_column, chunk)
                 write_reports(lake, table, reports)
         write_history(lake, table, f"{spec.name}: feature drift by day", drift_history(lake, spec))
-        lake.refresh_warehouse()
+        lake.refresh_warehouse([table])
         link = plot_link(table)
         return report_days(
             context, {day: values | link for day, values in metadata.items()}, lacking

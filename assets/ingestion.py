@@ -135,7 +135,9 @@ def raw_asset(dataset: Dataset, rules: RawTable) -> dg.AssetsDefinition:
                     for day, values in rows_metadata(written).items()
                 }
             by_day = with_preview(by_day, checked.good, rules.day_column)
-        lake.refresh_warehouse()
+        lake.refresh_warehouse(
+            [rules.name, *([rules.rejected_table] if intake.rejected_rows else [])]
+        )
         result = reject_ratio_result(rules, intake, days, config.max_reject_ratio)
         if intake.rejected_rows:
             context.log.warning(result.description)

@@ -126,7 +126,7 @@ def features_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
                 metadata |= rows_metadata(written)
         if metadata:  # the last table written holds the newest day
             metadata = with_preview(metadata, table, spec.day_column)
-        lake.refresh_warehouse()
+        lake.refresh_warehouse([key.to_user_string()])
         return report_days(context, metadata, lacking)
 
     return features
@@ -275,7 +275,7 @@ def predictions_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
         needs = {day: {spec.features_table: [day]} for day in days}
         lacking = merged(unserved, lacking_inputs(lake, needs))
         estimators: dict[str, object] = {}
-        metadata = {}
+        metadata, written_tables = {}, {table}
         for ready in consecutive([d for d in days if d not in lacking]):
             for chunk in row_chunks(ready, lake.row_count(spec.features_table, ready)):
                 threads = modeling.model_threads(runs_in_progress(context.instance))
@@ -287,11 +287,12 @@ def predictions_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
                 for run in consecutive(sorted(shadowed)):
                     shadow = scored_days(lake, registry, spec, run, shadowed, estimators, threads)
                     lake.write_partitions(shadow_table(spec), shadow, spec.day_column, run)
+                    written_tables.add(shadow_table(spec))
                     for day, rows in lake_rows_by_day(spec, shadow).items():
                         metadata[day][EXPERIMENT_ROWS] = dg.MetadataValue.json({"shadow": rows})
         if metadata:  # the last table scored holds the newest day
             metadata = with_preview(metadata, scored, spec.day_column)
-        lake.refresh_warehouse()
+        lake.refresh_warehouse(sorted(written_tables))
         return report_days(context, metadata, lacking)
 
     return predictions

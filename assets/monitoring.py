@@ -130,7 +130,7 @@ def build_monitoring_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.Assets
         if running:
             charts |= experiment_history(lake, spec, running[-1])
         write_history(lake, table, f"{spec.name}: prediction quality by day", charts)
-        lake.refresh_warehouse()
+        lake.refresh_warehouse([table])
         link = plot_link(table)
         return report_days(
             context, {day: values | link for day, values in metadata.items()}, lacking

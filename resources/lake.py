@@ -242,16 +242,21 @@ class Lake(dg.ConfigurableResource):
         run on a remote worker has no analyst's disk to write to (see docs/deployment.md)."""
         return self.warehouse if isinstance(self.store, LocalStore) else None
 
-    def refresh_warehouse(self) -> Path | None:
+    def refresh_warehouse(self, written: Sequence[str] = ()) -> Path | None:
         """Rebuild the analysts' catalog of a local lake aside and swap it in
         (`resources.warehouse.install`), so open readers keep working. Views read the Parquet
         files at query time, so new partitions show without a refresh; a refresh is needed only
-        when a table first appears. None for an S3 lake (`catalog_path`)."""
-        from resources.warehouse import CATALOG_VIEW, install
+        when a table first appears, or to repair a catalog someone wrote into. So a step names
+        the tables it `written`, and the catalog is rebuilt only when one of them has no view
+        yet or it needs repair: listing the whole lake for every step cost about 0.1 s each,
+        most of it in a day's runs. None for an S3 lake (`catalog_path`)."""
+        from resources.warehouse import CATALOG_VIEW, install, shows
 
         target = self.catalog_path()
         if target is None:
             return None
+        if written and shows(target, [view_name(table) for table in written]):
+            return target
         store = self.store
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}")

@@ -20,6 +20,7 @@ import argparse
 import os
 import sys
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,6 +102,26 @@ def replace_kept(staging: Path, target: Path, why: str) -> Path:
         "work in your own database instead (python -m resources.warehouse, see the README)"
     )
     return kept
+
+
+def shows(target: Path, views: Sequence[str]) -> bool:
+    """Whether the catalog at `target` has every one of `views` and needs no repair (nothing
+    written into it, no write-ahead log beside it); False when it cannot be read, so that a
+    rebuild, which says what it found, decides."""
+    if not target.exists() or wal(target).exists():
+        return False
+    try:
+        with duckdb.connect(str(target), read_only=True) as con:
+            if foreign_objects(con):
+                return False
+            found = con.execute(
+                "SELECT count(DISTINCT view_name) FROM duckdb_views() WHERE view_name IN "
+                f"({', '.join('?' for _ in views)})",
+                list(views),
+            ).fetchone()[0]
+    except duckdb.Error:
+        return False
+    return found == len(set(views))
 
 
 def wal(database: Path) -> Path:
