@@ -153,11 +153,15 @@ class Rollout:
     paired bootstrap over the days (`bootstrap_samples` resamples, seeded with `seed`) puts the
     difference above zero with `confidence`; it retires it when the bootstrap puts it below zero
     with that confidence, or when `max_days` days have been judged without a decision.
+
+    `min_days` is 14 by default, the days of service over which a promotion proves right or
+    wrong: in the 2013 and 2014 replays, judging 7 days promoted two versions that then served
+    worse for two weeks, judging 14 none (docs/benchmarks.md, rollout policies).
     """
 
     policy: Policy = Policy.DIRECT
     ab_share: float = 0.5
-    min_days: int = 7
+    min_days: int = 14
     max_days: int = 28
     confidence: float = 0.9
     bootstrap_samples: int = 2000

@@ -331,15 +331,16 @@ def test_a_clearly_better_challenger_waits_for_the_declared_days():
 
 
 def test_a_worse_challenger_is_retired_and_direction_follows_the_metric():
+    settings = Rollout(min_days=7)
     assert (
-        judge("auc", True, pairs([0.70] * 10, list(0.66 + NOISE[:10])), SETTINGS).decision == RETIRE
+        judge("auc", True, pairs([0.70] * 10, list(0.66 + NOISE[:10])), settings).decision == RETIRE
     )
     # MAE: lower is better, so a higher challenger is worse and a lower one better.
     assert (
-        judge("mae", False, pairs([20.0] * 10, list(22 + NOISE[:10])), SETTINGS).decision == RETIRE
+        judge("mae", False, pairs([20.0] * 10, list(22 + NOISE[:10])), settings).decision == RETIRE
     )
     assert (
-        judge("mae", False, pairs([20.0] * 10, list(18 + NOISE[:10])), SETTINGS).decision == PROMOTE
+        judge("mae", False, pairs([20.0] * 10, list(18 + NOISE[:10])), settings).decision == PROMOTE
     )
 
 
@@ -381,7 +382,8 @@ def test_the_rollout_sensor_is_on_by_default_and_dagster_gets_the_ticks_decision
     sensor = next(s for s in sensor_defs.sensors if s.name == rollout_sensor_name(MODEL))
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.job_name == DECIDE_JOB
-    days = days_between(date(2013, 5, 1), date(2013, 5, 8))
+    first = date(2013, 5, 1)
+    days = days_between(first, first + timedelta(days=SETTINGS.min_days - 1))  # the declared days
     for day, noise in zip(days, NOISE, strict=False):
         metadata = {
             "experiment": "2013-05-01.0123456789",
@@ -404,5 +406,6 @@ def test_the_rollout_sensor_is_on_by_default_and_dagster_gets_the_ticks_decision
     result = sensor(dg.build_sensor_context(instance=instance))
     [request] = result.run_requests
     config = request.run_config["ops"]["record_rollout_decision"]["config"]
-    assert (config["outcome"], config["effective_from"]) == (PROMOTE, "2013-05-09")
+    after = (days[-1] + timedelta(days=1)).isoformat()
+    assert (config["outcome"], config["effective_from"]) == (PROMOTE, after)
     assert request.run_key == f"rollout:{MODEL}:2013-05-01.0123456789:promote"
