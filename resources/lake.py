@@ -246,9 +246,9 @@ class Lake(dg.ConfigurableResource):
         """Rebuild the analysts' catalog of a local lake aside and swap it in
         (`resources.warehouse.install`), so open readers keep working. Views read the Parquet
         files at query time, so new partitions show without a refresh; a refresh is needed only
-        when a table first appears, or to repair a catalog someone wrote into. So a step names
-        the tables it `written`, and the catalog is rebuilt only when one of them has no view
-        yet or it needs repair: listing the whole lake for every step cost about 0.1 s each,
+        when a table first appears, or to repair a catalog someone wrote into. So a step passes
+        the tables it has `written`, and the catalog is rebuilt only when one of them has no
+        view yet or it needs repair: listing the whole lake for every step cost about 0.1 s each,
         most of it in a day's runs. None for an S3 lake (`catalog_path`)."""
         from resources.warehouse import CATALOG_VIEW, install, shows
 

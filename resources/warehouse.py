@@ -56,18 +56,23 @@ def install(staging: Path, target: Path) -> Path | None:
             return None
         return replace_kept(staging, target, f"it could not be opened: {error}")
     try:  # the shared lock held until the swap keeps writers out of the old file meanwhile
-        foreign = foreign_objects(current)
-        log_file = wal(target)
-        if foreign or log_file.exists():
-            found = f"it holds {', '.join(foreign)}" if foreign else ""
-            left = (
-                f"a write-ahead log {log_file.name} was left beside it" if log_file.exists() else ""
-            )
-            return replace_kept(staging, target, " and ".join(filter(None, [found, left])))
+        why = repair_reason(current, target)
+        if why:
+            return replace_kept(staging, target, why)
         os.replace(staging, target)
         return None
     finally:
         current.close()
+
+
+def repair_reason(con: duckdb.DuckDBPyConnection, target: Path) -> str:
+    """Why the catalog at `target` (open as `con`) must be replaced rather than trusted: objects
+    someone wrote into it, or a write-ahead log left beside it; empty when it is sound."""
+    foreign = foreign_objects(con)
+    log_file = wal(target)
+    found = f"it holds {', '.join(foreign)}" if foreign else ""
+    left = f"a write-ahead log {log_file.name} was left beside it" if log_file.exists() else ""
+    return " and ".join(filter(None, [found, left]))
 
 
 def foreign_objects(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -105,14 +110,14 @@ def replace_kept(staging: Path, target: Path, why: str) -> Path:
 
 
 def shows(target: Path, views: Sequence[str]) -> bool:
-    """Whether the catalog at `target` has every one of `views` and needs no repair (nothing
-    written into it, no write-ahead log beside it); False when it cannot be read, so that a
-    rebuild, which says what it found, decides."""
-    if not target.exists() or wal(target).exists():
+    """Whether the catalog at `target` has every one of `views` and needs no repair
+    (`repair_reason`); False when it cannot be read, so that a rebuild, which says what it found,
+    decides."""
+    if not target.exists():
         return False
     try:
         with duckdb.connect(str(target), read_only=True) as con:
-            if foreign_objects(con):
+            if repair_reason(con, target):
                 return False
             found = con.execute(
                 "SELECT count(DISTINCT view_name) FROM duckdb_views() WHERE view_name IN "
