@@ -200,12 +200,22 @@ def retrain_request(
     )
 
 
+def newest_judged_day(
+    instance: dg.DagsterInstance, spec: ModelSpec
+) -> tuple[date | None, Mapping[str, dg.MetadataValue] | None]:
+    """The newest day of `<model>/prediction_quality` and, when an experiment was live on it,
+    that day's metadata naming the experiment (None otherwise)."""
+    key = quality_key(spec)
+    latest = latest_partition(instance, key)
+    if latest is None:
+        return None, None
+    return latest, partition_metadata(instance, key, [latest], EXPERIMENT).get(latest)
+
+
 def live_experiment(instance: dg.DagsterInstance, spec: ModelSpec) -> str | None:
     """The challenger and experiment the newest judged day of `spec` names, if one was live:
     a version that passes the gate while it is judged would supersede it, losing its days."""
-    key = quality_key(spec)
-    latest = latest_partition(instance, key)
-    newest = partition_metadata(instance, key, [latest], EXPERIMENT).get(latest) if latest else None
+    _, newest = newest_judged_day(instance, spec)
     if newest is None:
         return None
     return (

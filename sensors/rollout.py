@@ -38,7 +38,7 @@ from assets.monitoring import (
 from assets.promotion_jobs import DECIDE_JOB, DECIDE_OP
 from assets.rollout import CONTINUE, RETIRE, DayPair, Evidence, judge
 from resources.days import days_between
-from sensors.retrain import latest_partition, partition_metadata
+from sensors.retrain import newest_judged_day, partition_metadata
 from sensors.run_tags import REASON_TAG, TRIGGER_TAG, Trigger
 
 
@@ -51,10 +51,9 @@ def rollout_tick(
 ) -> dg.SensorResult | dg.SkipReason:
     """One evaluation of the rollout sensor of `spec`."""
     key = quality_key(spec)
-    latest = latest_partition(instance, key)
+    latest, newest = newest_judged_day(instance, spec)
     if latest is None:
         return dg.SkipReason(f"no {key.to_user_string()} partition is materialized yet")
-    newest = partition_metadata(instance, key, [latest], EXPERIMENT).get(latest)
     if newest is None:
         return dg.SkipReason(f"no experiment was live on {latest}, the newest judged day")
     experiment = str(newest[EXPERIMENT].value)
