@@ -196,7 +196,8 @@ def test_a_run_outlasting_the_grace_is_canceled_and_runs_at_the_next_start(env: 
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         with make_run(env) as terminal:
             terminal.wait_for("Ctrl-C stops.", STARTUP_S)
-            run_id = terminal.launch(["raw_flights"], "2013-01-01", "2013-01-20")
+            # Three months: a range that outlasts the one-second grace on any machine.
+            run_id = terminal.launch(["raw_flights"], "2013-01-01", "2013-03-31")
             poll(lambda: started(instance, run_id), RUN_S, "the run to start")
             assert terminal.type_ctrl_c() == 0, terminal.text
         assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.CANCELED
