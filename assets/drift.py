@@ -14,8 +14,11 @@ the UI plots and the retrain sensors read, and an evidently HTML report beside i
 linked from that metadata through the report server (`resources.reports`).
 
 evidently's `Report` draws a plotly figure per column while it computes (about 5 s for one day of
-`flight_delay`), which a year's backfill cannot afford. So the asset calls the very tests the
-report runs (same scores) on a reference prepared once per champion, and renders the results with
+`flight_delay`), which a year's backfill cannot afford, and its test functions take pandas
+Series and redo the reference's share of the work (its standard deviation, its value counts) for
+every column of every day. So the asset computes the same two distances (evidently's formulas,
+its scores to twelve digits: `tests/test_drift.py` checks them against evidently's report) on
+arrays, with the reference prepared once per champion, and renders the results with
 evidently's own widgets and page template; the per-column charts are plotly data written directly
 rather than built through plotly's object model. The page loads evidently's script from one copy
 per table (`_evidently/`, as evidently's own folder save mode does) instead of embedding 3.5 MB
@@ -63,6 +66,9 @@ HISTOGRAM_BINS = 10
 NUMERIC, CATEGORICAL = "num", "cat"
 # evidently tests numeric columns with more distinct values than this as continuous.
 MANY_VALUES = 5
+# evidently's names of its two distance tests, and the least spread it norms the distance by.
+WASSERSTEIN, JENSEN_SHANNON = "Wasserstein distance (normed)", "Jensen-Shannon distance"
+LEAST_SPREAD = 0.001
 ONE_DAY = timedelta(days=1)
 MONITORING = "monitoring"
 DRIFT_COLUMNS = [
@@ -132,17 +138,21 @@ class ColumnDrift:
 
 class Reference:
     """A champion's reference sample, prepared once for every day compared with it: present
-    values in sorted order (the order of a sample changes no test's score, and sorted input halves
-    the cost of the Wasserstein distance), and the distinct values with their counts, for
-    evidently's choice of test and the report's histograms."""
+    values (numbers sorted: the order of a sample changes no test's score, and the Wasserstein
+    distance then needs no sort of its own), the distinct values with their counts, for
+    evidently's choice of test, the Jensen-Shannon distance and the report's histograms, and the
+    spread each numeric column's distance is normed by."""
 
     def __init__(self, spec: ModelSpec, sample: pd.DataFrame):
         self.types = column_types(spec)
         self.values = {
-            c: pd.Series(present_values(sample[c].to_numpy(), self.types[c])) for c in spec.features
+            c: present_values(sample[c].to_numpy(), self.types[c]) for c in spec.features
         }
-        self.counts = {
-            c: np.unique(v.to_numpy(), return_counts=True) for c, v in self.values.items()
+        self.counts = {c: np.unique(v, return_counts=True) for c, v in self.values.items()}
+        self.spread = {
+            c: max(float(np.std(v)), LEAST_SPREAD)
+            for c, v in self.values.items()
+            if self.types[c] == NUMERIC and v.size
         }
 
 
@@ -247,11 +257,11 @@ def pooled_days(day: date, pool: int, first_day: date) -> list[date]:
 
 
 def pool_days(
-    by_day: Mapping[date, tuple[int, dict[str, pd.Series]]],
+    by_day: Mapping[date, tuple[int, dict[str, np.ndarray]]],
     day: date,
     pool: int,
     types: Mapping[str, str],
-) -> tuple[int, dict[str, pd.Series]]:
+) -> tuple[int, dict[str, np.ndarray]]:
     """The rows of `day` and the `pool - 1` days before it that were read, as one sample
     (numbers sorted, as `Reference` keeps them)."""
     if pool == 1:
@@ -259,8 +269,8 @@ def pool_days(
     days = [d for d in (day - i * ONE_DAY for i in range(pool)) if d in by_day]
     columns = {}
     for column, kind in types.items():
-        values = np.concatenate([by_day[d][1][column].to_numpy() for d in days])
-        columns[column] = pd.Series(np.sort(values) if kind == NUMERIC else values)
+        values = np.concatenate([by_day[d][1][column] for d in days])
+        columns[column] = np.sort(values) if kind == NUMERIC else values
     return sum(by_day[d][0] for d in days), columns
 
 
@@ -279,7 +289,7 @@ def features_of(lake: Lake, spec: ModelSpec, days: list[date]) -> pa.Table:
 
 def split_by_day(
     table: pa.Table, day_column: str, types: Mapping[str, str], days: Sequence[date]
-) -> dict[date, tuple[int, dict[str, pd.Series]]]:
+) -> dict[date, tuple[int, dict[str, np.ndarray]]]:
     """Each day's row count and present values per column (numbers sorted, as `Reference`
     keeps them), from `table` ordered by date."""
     columns = {c: table.column(c).to_numpy(zero_copy_only=False) for c in types}
@@ -288,14 +298,14 @@ def split_by_day(
     return {
         day: (
             int(end - start),
-            {c: pd.Series(present_values(v[start:end], types[c])) for c, v in columns.items()},
+            {c: present_values(v[start:end], types[c]) for c, v in columns.items()},
         )
         for day, start, end in zip(days, bounds[:-1], bounds[1:], strict=True)
     }
 
 
 def compare(
-    reference: Reference, current: Mapping[str, pd.Series], thresholds: Mapping[str, float]
+    reference: Reference, current: Mapping[str, np.ndarray], thresholds: Mapping[str, float]
 ) -> list[ColumnDrift]:
     """evidently's drift test of every feature column of `current` against `reference`."""
     return [
@@ -305,35 +315,86 @@ def compare(
 
 
 def column_drift(
-    column: str, reference: Reference, current: pd.Series, threshold: float
+    column: str, reference: Reference, current: np.ndarray, threshold: float
 ) -> ColumnDrift:
     """The test evidently's `DataDriftPreset` runs on one column, on the values both sides have
     (missing and infinite values dropped, as evidently drops them)."""
-    from evidently.legacy.core import ColumnType
-
     column_type, values = reference.types[column], reference.values[column]
-    distributions = histograms(column, reference, current)
-    if values.empty or current.empty:
+    counted = None if column_type == NUMERIC else value_counts(current)
+    distributions = histograms(column, reference, current, counted)
+    if not values.size or not current.size:
         return ColumnDrift(
             column, column_type, "", math.nan, math.nan, False, len(current), len(values),
             distributions,
         )  # fmt: skip
-    kind = ColumnType.Numerical if column_type == NUMERIC else ColumnType.Categorical
     distinct = len(reference.counts[column][0])
     if distinct <= MANY_VALUES:  # only then can the current values change evidently's choice
-        distinct = len(np.union1d(reference.counts[column][0], current.unique()))
-    test = distance_test(column_type, distinct)
-    result = test(values, current, kind, threshold)
+        distinct = len(np.union1d(reference.counts[column][0], pd.unique(current)))
+    if column_type == NUMERIC and distinct > MANY_VALUES:
+        method = WASSERSTEIN
+        score = wasserstein_normed(values, current, reference.spread[column])
+    else:
+        method = JENSEN_SHANNON
+        if counted is None:  # a number of few values
+            counted = np.unique(current, return_counts=True)
+        _, ref_counts, cur_counts = aligned(reference.counts[column], counted)
+        score = jensen_shannon(ref_counts, cur_counts)
     return ColumnDrift(
         column,
         column_type,
-        test.display_name,
-        float(result.actual_threshold),
-        reproducible(float(result.drift_score)),
-        bool(result.drifted),
+        method,
+        threshold,
+        reproducible(score),
+        score >= threshold,
         len(current),
         len(values),
         distributions,
+    )
+
+
+def wasserstein_normed(reference: np.ndarray, current: np.ndarray, spread: float) -> float:
+    """evidently's normed Wasserstein distance: the area between the two samples' empirical
+    distribution functions (scipy's `wasserstein_distance`, on samples already sorted), divided
+    by the reference's standard deviation (`spread`)."""
+    both = np.concatenate((reference, current))
+    both.sort(kind="mergesort")
+    steps = both[:-1]
+    below_ref = reference.searchsorted(steps, "right") / reference.size
+    below_cur = current.searchsorted(steps, "right") / current.size
+    return float(np.dot(np.abs(below_ref - below_cur), np.diff(both))) / spread
+
+
+def jensen_shannon(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """evidently's Jensen-Shannon distance of two samples' counts of the same values (scipy's
+    `jensenshannon`, natural logarithm, no zero filled in)."""
+    p = reference_counts / reference_counts.sum()
+    q = current_counts / current_counts.sum()
+    mean = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero share adds nothing
+        entropy = np.where(p > 0, p * np.log(p / mean), 0.0).sum()
+        entropy += np.where(q > 0, q * np.log(q / mean), 0.0).sum()
+    return math.sqrt(entropy / 2)
+
+
+def value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a categorical sample and their counts, by hashing: a day of
+    flights is too many strings to sort."""
+    counted = pd.Series(values, copy=False).value_counts(sort=False)
+    return counted.index.to_numpy(), counted.to_numpy()
+
+
+def aligned(
+    reference: tuple[np.ndarray, np.ndarray], current: tuple[np.ndarray, np.ndarray]
+) -> tuple[list, np.ndarray, np.ndarray]:
+    """Both samples' counts (distinct values, counts) over every value either has, in the order
+    of the values' text."""
+    ref_by = dict(zip(reference[0].tolist(), reference[1].tolist(), strict=True))
+    cur_by = dict(zip(current[0].tolist(), current[1].tolist(), strict=True))
+    values = sorted(ref_by.keys() | cur_by.keys(), key=str)
+    return (
+        values,
+        np.array([ref_by.get(v, 0) for v in values]),
+        np.array([cur_by.get(v, 0) for v in values]),
     )
 
 
@@ -343,18 +404,6 @@ def reproducible(score: float) -> float:
     backfill and in a run of its own could differ by 1e-16; a day's report must not depend on
     how a run was cut."""
     return float(f"{score:.12g}")
-
-
-def distance_test(column_type: str, distinct_values: int):
-    """The `StatTest` evidently's `DataDriftPreset` chooses for a column of a large sample (the
-    rule of `evidently.legacy.calculations.stattests.registry._get_default_stattest` for more
-    than 1,000 reference rows), decided from counts known in advance instead of concatenating
-    both samples for every column and day."""
-    from evidently.legacy.calculations import stattests
-
-    if column_type == NUMERIC and distinct_values > MANY_VALUES:
-        return stattests.wasserstein_stat_test
-    return stattests.jensenshannon_stat_test
 
 
 def column_types(spec: ModelSpec) -> dict[str, str]:
@@ -433,7 +482,6 @@ def render_report(
 ) -> bytes:
     """evidently's data-drift summary of one day as a page: counters, then the per-column table
     with both distributions and, per row, the two histograms side by side."""
-    from evidently.legacy.model.dashboard import DashboardInfo
     from evidently.legacy.options.color_scheme import ColorOptions
     from evidently.legacy.renderers import html_widgets as w
     from evidently.legacy.utils.dashboard import TemplateParams, file_html_template
@@ -502,13 +550,13 @@ def render_report(
     ]
     for i, widget in enumerate(widgets):
         widget.id = f"widget-{i}"
-    graphs = {g.id: _graph_json(g) for widget in widgets for g in widget.get_additional_graphs()}
+    graphs = {g.id: _plain(g) for g in table.get_additional_graphs()}
     table.additionalGraphs = []  # passed once, as `graphs`, rather than serialized twice
     scripts = f"../{REPORT_ASSETS}"
     page = file_html_template(
         TemplateParams(
             dashboard_id=f"drift_{day.strftime('%Y%m%d')}",
-            dashboard_info=DashboardInfo(name=f"{spec.name} feature drift", widgets=widgets),
+            dashboard_info=_plain_dashboard()(name=f"{spec.name} feature drift", widgets=widgets),
             additional_graphs=graphs,
             embed_font=False,
             embed_lib=False,
@@ -520,27 +568,25 @@ def render_report(
 
 
 def histograms(
-    column: str, reference: Reference, current: pd.Series
+    column: str,
+    reference: Reference,
+    current: np.ndarray,
+    counted: tuple[np.ndarray, np.ndarray] | None,
 ) -> tuple[dict[str, list], dict[str, list]]:
     """Percent of the present values per bin (numeric, sorted: the same bins for both) or
-    category."""
-    if reference.types[column] == NUMERIC:
-        ref, cur = reference.values[column].to_numpy(), current.to_numpy()
-        ends = [a[i] for a in (ref, cur) if len(a) for i in (0, -1)]
+    category (`counted`: the current sample's `value_counts`)."""
+    if counted is None:
+        ref = reference.values[column]
+        ends = [a[i] for a in (ref, current) if len(a) for i in (0, -1)]
         edges = np.histogram_bin_edges(ends or [0.0], bins=HISTOGRAM_BINS)
         x = np.round(edges[:-1], 4).tolist()
-        return {"x": x, "y": _bin_percents(ref, edges)}, {"x": x, "y": _bin_percents(cur, edges)}
-    ref_values, ref_counts = reference.counts[column]
-    counted = current.value_counts(sort=False)  # hashing: a day of flights is too many to sort
-    cur_values, cur_counts = counted.index.to_numpy(), counted.to_numpy()
-    categories = sorted(set(ref_values) | set(cur_values), key=str)
-    ref_by = dict(zip(ref_values, ref_counts, strict=True))
-    cur_by = dict(zip(cur_values, cur_counts, strict=True))
+        return {"x": x, "y": _bin_percents(ref, edges)}, {
+            "x": x,
+            "y": _bin_percents(current, edges),
+        }
+    categories, ref_counts, cur_counts = aligned(reference.counts[column], counted)
     x = [str(c) for c in categories]
-    return (
-        {"x": x, "y": _percents(np.array([ref_by.get(c, 0) for c in categories]))},
-        {"x": x, "y": _percents(np.array([cur_by.get(c, 0) for c in categories]))},
-    )
+    return {"x": x, "y": _percents(ref_counts)}, {"x": x, "y": _percents(cur_counts)}
 
 
 def _bin_percents(ordered: np.ndarray, edges: np.ndarray) -> list[float]:
@@ -555,11 +601,23 @@ def _percents(counts: np.ndarray) -> list[float]:
     return np.round(counts / total * 100, 3).tolist() if total else [0.0] * len(counts)
 
 
-def _graph_json(graph) -> dict:
-    """`graph.dict()` without pydantic walking, copying and checking every number of the plotly
-    data in its `params`, which are plain lists built here (most of a report's rendering time)."""
-    fields = graph.dict(exclude={"params"})
-    return {name: graph.params if name == "params" else fields[name] for name in graph.__fields__}
+def _plain(widget) -> dict:
+    """`widget.dict()` without pydantic walking, copying and checking every number of its
+    `params`: they are plain lists and dicts built here, and walking them was most of a report's
+    rendering time."""
+    return {**widget.dict(exclude={"params"}), "params": widget.params}
+
+
+@cache
+def _plain_dashboard() -> type:
+    """evidently's `DashboardInfo`, whose widgets become data as `_plain` makes them."""
+    from evidently.legacy.model.dashboard import DashboardInfo
+
+    class PlainDashboard(DashboardInfo):
+        def dict(self, **_) -> dict:
+            return {"name": self.name, "widgets": [_plain(widget) for widget in self.widgets]}
+
+    return PlainDashboard
 
 
 def _bars(reference: dict, current: dict, colors) -> list[dict]:

@@ -219,3 +219,45 @@ def test_the_history_page_plots_every_days_drift_share(measured):
     for day, values in metadata.items():
         assert float(plotted[day]) == pytest.approx(values["drift_share"].value, rel=1e-3), day
         assert values[PLOT] == dg.MetadataValue.url(report_url(f"{DRIFT}/{PAGE}"))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_distances_equal_evidently_stattests_on_ties_and_unshared_values(seed):
+    """The asset's distances on arrays are evidently's tests: numbers with ties and a spread
+    below evidently's floor, categories that only one side has, numbers of few values."""
+    import numpy as np
+    from evidently.legacy.calculations.stattests import (
+        jensenshannon_stat_test,
+        wasserstein_stat_test,
+    )
+    from evidently.legacy.core import ColumnType
+
+    rng = np.random.default_rng(seed)
+    reference = {
+        "delay": rng.integers(-20, 200, 3000).astype(float),  # many ties
+        "flat": np.full(500, 7.0) + rng.integers(0, 2, 500) * 1e-4,  # spread under 0.001
+        "dest": rng.choice(["BOS", "LAX", "ORD", "SFO"], 2000).astype(object),
+        "engines": rng.choice([1.0, 2.0, 4.0], 900),
+    }
+    current = {
+        "delay": rng.integers(0, 300, 700).astype(float),
+        "flat": np.full(90, 7.0) + rng.integers(0, 3, 90) * 1e-4,
+        "dest": rng.choice(["BOS", "LAX", "MIA"], 400).astype(object),  # MIA new, ORD, SFO gone
+        "engines": rng.choice([2.0, 3.0], 150),
+    }
+    for column in ("delay", "flat"):
+        ref, cur = np.sort(reference[column]), np.sort(current[column])
+        spread = max(float(np.std(ref)), drift.LEAST_SPREAD)
+        expected = wasserstein_stat_test(pd.Series(ref), pd.Series(cur), ColumnType.Numerical, 0.1)
+        assert drift.wasserstein_normed(ref, cur, spread) == pytest.approx(
+            expected.drift_score, rel=1e-12
+        ), column
+    for column, kind in (("dest", ColumnType.Categorical), ("engines", ColumnType.Numerical)):
+        ref, cur = reference[column], current[column]
+        _, ref_counts, cur_counts = drift.aligned(
+            np.unique(ref, return_counts=True), np.unique(cur, return_counts=True)
+        )
+        expected = jensenshannon_stat_test(pd.Series(ref), pd.Series(cur), kind, 0.1)
+        assert drift.jensen_shannon(ref_counts, cur_counts) == pytest.approx(
+            expected.drift_score, rel=1e-12
+        ), column
