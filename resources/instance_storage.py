@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
 from dagster._serdes import ConfigurableClassData
@@ -36,12 +37,15 @@ from dagster._serdes import ConfigurableClassData
 if TYPE_CHECKING:
     from dagster import DagsterInstance
     from dagster._core.events.log import EventLogEntry
+    from sqlalchemy.engine import Connection
 
 # Dagster's switch for handing events to the storage in batches, and the most events it holds
 # before writing them (a batch also ends with its step's last event or the run's last planned
 # event, whichever comes first).
 EVENT_BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"
 EVENTS_PER_BATCH = 1000
+# Rows of one index insert: seven columns each, within SQLite's 32,766 variables a statement.
+ROWS_PER_INSERT = 1000
 PLATFORM_INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "platform" / "dagster.yaml"
 # The storage's folder in platform/dagster.yaml, replaced by the instance's path on installation.
 HOME_FROM_ENVIRONMENT = "base_dir:\n        env: DAGSTER_HOME\n"
@@ -63,13 +67,14 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         if len({event.run_id for event in events}) != 1:
             super().store_event_batch(events)
             return
+        rows = [self._event_to_row(event) for event in events]  # serialized once for both
         with self.run_connection(events[0].run_id) as conn:
-            conn.execute(self.prepare_insert_event_batch(events))
-        indexed = [e for e in events if e.dagster_event_type in ASSET_EVENTS]
+            for chunk in per_insert(rows):
+                conn.execute(SqlEventLogStorageTable.insert().values(chunk))
+        asset_events = [i for i, e in enumerate(events) if e.dagster_event_type in ASSET_EVENTS]
+        indexed = [events[i] for i in asset_events]
         with self.index_transaction() as conn:
-            ids = [
-                conn.execute(self.prepare_insert_event(e)).inserted_primary_key[0] for e in indexed
-            ]
+            ids = insert_returning_ids(conn, [rows[i] for i in asset_events])
             self._store_asset_event_tags(conn, indexed, ids)
             for event, event_id in last_of_each_kind(indexed, ids):
                 self._store_asset_event(conn, event, event_id)
@@ -85,6 +90,22 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         if table_name not in self._tables_present and super().has_table(table_name):
             self._tables_present.add(table_name)
         return table_name in self._tables_present
+
+
+def per_insert(rows: Sequence[dict]) -> list[Sequence[dict]]:
+    """`rows` in slices of at most `ROWS_PER_INSERT`, one insert statement each."""
+    return [rows[start : start + ROWS_PER_INSERT] for start in range(0, len(rows), ROWS_PER_INSERT)]
+
+
+def insert_returning_ids(conn: "Connection", rows: Sequence[dict]) -> list[int]:
+    """Insert event `rows` into the index and return their ids in the rows' order. SQLite numbers
+    the rows of one insert in the order of its values but returns them in no promised order,
+    hence sorted."""
+    ids: list[int] = []
+    for chunk in per_insert(rows):
+        insert = SqlEventLogStorageTable.insert().values(chunk)
+        ids += sorted(conn.execute(insert.returning(SqlEventLogStorageTable.c.id)).scalars())
+    return ids
 
 
 def last_of_each_kind(

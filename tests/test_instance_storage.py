@@ -12,7 +12,9 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 from conftest import platform_instance
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
+from resources import instance_storage
 from resources.instance_storage import BatchingSqliteEventLogStorage, install_instance_config
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-02-01")
@@ -82,14 +84,28 @@ def what_readers_see(instance: dg.DagsterInstance) -> dict:
             },
             "planned": len(instance.fetch_planned_materializations(key, limit=1000).records),
             "latest": instance.get_latest_materialization_event(key).dagster_event.partition,
-            "record": instance.get_asset_records([key])[0].asset_entry.last_materialization_record
-            is not None,
+            "indexed tags are the event's own": all(
+                instance.event_log_storage.get_event_tags_for_asset(
+                    key, filter_event_id=r.storage_id
+                )
+                == [indexed_tags(r.asset_materialization)]
+                for r in materializations
+            ),
+            "record is the latest event": (
+                instance.get_asset_records([key])[0].asset_entry.last_materialization_record
+                == materializations[0]
+            ),
         }
     [check] = instance.event_log_storage.get_asset_check_execution_history(
         dg.AssetCheckKey(dg.AssetKey("downstream"), "rows_positive"), limit=10
     )[:1]
     seen["check"] = str(check.status)
     return seen
+
+
+def indexed_tags(materialization: dg.AssetMaterialization) -> dict[str, str]:
+    """The tags of a materialization Dagster's event storage indexes by event id."""
+    return {k: v for k, v in (materialization.tags or {}).items() if k == DATA_VERSION_TAG}
 
 
 @pytest.fixture
@@ -128,9 +144,15 @@ def test_make_runs_instance_writes_a_range_runs_events_in_batches(
     assert len(stored) == 2 * 2 * days  # two assets, planned and materialized each day
 
 
+@pytest.mark.parametrize("rows_per_insert", [instance_storage.ROWS_PER_INSERT, 3])
 def test_readers_see_what_dagsters_sqlite_storage_shows(
-    plain_instance: dg.DagsterInstance, batching_instance: dg.DagsterInstance
+    plain_instance: dg.DagsterInstance,
+    batching_instance: dg.DagsterInstance,
+    rows_per_insert: int,
+    monkeypatch: pytest.MonkeyPatch,
 ):
+    """Also with a batch split over several inserts, whose ids must still follow its events."""
+    monkeypatch.setattr(instance_storage, "ROWS_PER_INSERT", rows_per_insert)
     for instance in (plain_instance, batching_instance):
         assert run_days(instance, FIRST, LAST)
         assert not run_days(instance, FAILING_FIRST, FAILING_LAST)
