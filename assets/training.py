@@ -351,9 +351,8 @@ def fit_candidate(
     from assets import modeling
 
     fit_rows, holdout = holdout_split(spec, rows, window)
-    evaluated = modeling.fit(spec, fit_rows, params)
+    evaluated, served = modeling.fit_side_by_side(spec, [fit_rows, rows], params)
     metrics = holdout_metrics(spec, holdout, evaluated)
-    served = modeling.fit(spec, rows, params)
     return Candidate(served, metrics, holdout, len(fit_rows), holdout_metrics(spec, rows, served))
 
 

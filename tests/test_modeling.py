@@ -61,6 +61,21 @@ def test_scores_are_the_fitted_pipelines_own(fitted):
         np.testing.assert_array_equal(scores, expected)
 
 
+def test_fits_side_by_side_are_the_fits_one_by_one(monkeypatch):
+    """A version's gate fit and served fit run at once in threads of their own: each must be
+    the fit `fit` makes alone, whether the cores hold both at once or one."""
+    monkeypatch.delenv(settings.MODEL_THREADS_ENV, raising=False)
+    params = {**SPEC.params, "max_iter": 20}
+    frames = [flights(1_500, seed=3), flights(2_500, seed=4)]
+    rows = flights(500, seed=5)
+    alone = [modeling.score(modeling.fit(SPEC, f, params), SPEC, rows) for f in frames]
+    for cores in (2, 1):
+        monkeypatch.setattr(modeling.os, "cpu_count", lambda cores=cores: cores)
+        together = modeling.fit_side_by_side(SPEC, frames, params)
+        for estimator, expected in zip(together, alone, strict=True):
+            np.testing.assert_array_equal(modeling.score(estimator, SPEC, rows), expected)
+
+
 def test_no_rows_score_to_nothing(fitted):
     assert modeling.score(fitted, SPEC, flights(0, seed=3)).shape == (0,)
 
