@@ -29,10 +29,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    SqlEventLogStorageTable,
+)
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
-from dagster._serdes import ConfigurableClassData
+from dagster._serdes import ConfigurableClassData, serialize_value
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -44,8 +48,6 @@ if TYPE_CHECKING:
 # event, whichever comes first).
 EVENT_BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"
 EVENTS_PER_BATCH = 1000
-# Rows of one index insert: seven columns each, within SQLite's 32,766 variables a statement.
-ROWS_PER_INSERT = 1000
 PLATFORM_INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "platform" / "dagster.yaml"
 # The storage's folder in platform/dagster.yaml, replaced by the instance's path on installation.
 HOME_FROM_ENVIRONMENT = "base_dir:\n        env: DAGSTER_HOME\n"
@@ -67,14 +69,15 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         if len({event.run_id for event in events}) != 1:
             super().store_event_batch(events)
             return
-        rows = [self._event_to_row(event) for event in events]  # serialized once for both
+        # Each event serialized once for both databases, and inserted as one statement run over
+        # many rows (executemany) rather than a statement compiled with a value per row and column.
+        rows = [self._event_to_row(event) for event in events]
         with self.run_connection(events[0].run_id) as conn:
-            for chunk in per_insert(rows):
-                conn.execute(SqlEventLogStorageTable.insert().values(chunk))
+            conn.execute(SqlEventLogStorageTable.insert(), rows)
         asset_events = [i for i, e in enumerate(events) if e.dagster_event_type in ASSET_EVENTS]
         indexed = [events[i] for i in asset_events]
         with self.index_transaction() as conn:
-            ids = insert_returning_ids(conn, [rows[i] for i in asset_events])
+            ids = inserted_ids(conn, [rows[i] for i in asset_events])
             self._store_asset_event_tags(conn, indexed, ids)
             for event, event_id in last_of_each_kind(indexed, ids):
                 self._store_asset_event(conn, event, event_id)
@@ -82,6 +85,29 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             with self.index_connection() as conn:
                 event_id = conn.execute(self.prepare_insert_event(event)).inserted_primary_key[0]
             self.store_asset_check_event(event, event_id)
+
+    def _store_asset_check_evaluation_planned(
+        self, event: "EventLogEntry", event_id: int | None
+    ) -> None:
+        """Dagster's rows of a planned check, one per partition, with the event serialized once:
+        a range run's planned event names every day of the range, and serializing it again for
+        each day was most of a year's check bookkeeping."""
+        planned = event.get_dagster_event().event_specific_data
+        subset = planned.partitions_subset
+        shared = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        days = subset.get_partition_keys() if subset else [None]
+        with self.index_connection() as conn:
+            conn.execute(
+                AssetCheckExecutionsTable.insert(), [shared | {"partition": d} for d in days]
+            )
 
     def has_table(self, table_name: str) -> bool:
         """Whether the index holds `table_name`, asked once per table: Dagster asks before each
@@ -92,20 +118,14 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         return table_name in self._tables_present
 
 
-def per_insert(rows: Sequence[dict]) -> list[Sequence[dict]]:
-    """`rows` in slices of at most `ROWS_PER_INSERT`, one insert statement each."""
-    return [rows[start : start + ROWS_PER_INSERT] for start in range(0, len(rows), ROWS_PER_INSERT)]
-
-
-def insert_returning_ids(conn: "Connection", rows: Sequence[dict]) -> list[int]:
-    """Insert event `rows` into the index and return their ids in the rows' order. SQLite numbers
-    the rows of one insert in the order of its values but returns them in no promised order,
-    hence sorted."""
-    ids: list[int] = []
-    for chunk in per_insert(rows):
-        insert = SqlEventLogStorageTable.insert().values(chunk)
-        ids += sorted(conn.execute(insert.returning(SqlEventLogStorageTable.c.id)).scalars())
-    return ids
+def inserted_ids(conn: "Connection", rows: Sequence[dict]) -> list[int]:
+    """Insert event `rows` into the index; their ids, in the rows' order (which SQLAlchemy
+    guarantees for `sort_by_parameter_order`, whatever order SQLite returns them in)."""
+    if not rows:
+        return []
+    table = SqlEventLogStorageTable
+    insert = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+    return list(conn.execute(insert, rows).scalars())
 
 
 def last_of_each_kind(
