@@ -25,6 +25,7 @@ from assets.model_spec import LABEL, Input, ModelSpec, Task
 from assets.notebook_spec import PARAMETERS_TAG, Notebook, Trigger
 from resources import settings
 from resources.dataset import Dataset, RawTable
+from resources.scratch import scratch
 
 DECLARATION_PACKAGES = ("datasets", "models")
 NUMERIC_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE"}
@@ -248,7 +249,7 @@ class Catalog:
         """The columns the model's features query returns, with their DuckDB types, found by
         running it over empty inputs."""
         owner = self.features_owner(spec)
-        con = duckdb.connect()
+        con = scratch()
         try:
             for name, input_ in owner.inputs.items():
                 con.register(f"{name}__source", self.empty_input(input_))
@@ -271,7 +272,7 @@ class Catalog:
         label = ""
         if table is not None and table.name == spec.label.table:
             label = f", CAST(({spec.label.expression}) AS DOUBLE) AS {LABEL}"
-        return f'CREATE VIEW "{name}" AS SELECT *{label} FROM "{source}"'
+        return f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT *{label} FROM "{source}"'
 
     def empty_input(self, input_: Input):
         """No rows, with the columns of the table `input_` reads."""
@@ -279,7 +280,7 @@ class Catalog:
         if table is None:
             owner = self.model(input_.table.split("/")[0])
             columns = self.feature_columns(owner)
-            con = duckdb.connect()
+            con = scratch()
             types = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in columns.items())
             return con.sql(f"SELECT {types} LIMIT 0").to_arrow_table()
         return table.arrow_schema.empty_table()
@@ -310,7 +311,7 @@ class Catalog:
 
     def _check_label(self, spec: ModelSpec) -> None:
         table = self.label_table(spec)
-        con = duckdb.connect()
+        con = scratch()
         try:
             con.register("labelled", table.arrow_schema.empty_table())
             kind = str(con.sql(f"SELECT ({spec.label.expression}) FROM labelled").types[0])

@@ -32,7 +32,6 @@ from datetime import date, timedelta
 from functools import cache
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -51,6 +50,7 @@ from resources.days import days_between, row_chunks
 from resources.lake import Lake
 from resources.registry import ModelRegistry
 from resources.reports import report_url
+from resources.scratch import scratch
 
 # Metadata names of each partition; the drift sensor reads DRIFT_SHARE and CHAMPION_VERSION.
 DRIFT_SHARE = "drift_share"
@@ -234,7 +234,7 @@ def drift_history(lake: Lake, spec: ModelSpec) -> dict[str, list[Point]]:
     days = lake.partition_days(table)
     if not days:
         return {}
-    con = duckdb.connect()
+    con = scratch()
     lake.register(con, "drift", table, days)
     rows = con.sql(
         f"""
@@ -277,7 +277,7 @@ def pool_days(
 def features_of(lake: Lake, spec: ModelSpec, days: list[date]) -> pa.Table:
     """The feature columns of `days` with their date, by date (numbers as DOUBLE), in one query.
     No test depends on the order of a day's rows, so only the days are ordered."""
-    con = duckdb.connect()
+    con = scratch()
     lake.register(con, "features", spec.features_table, days)
     columns = ", ".join(
         f'CAST("{c}" AS DOUBLE) AS "{c}"' if kind == NUMERIC else f'"{c}"'

@@ -16,11 +16,12 @@ from assets.catalog import Catalog
 from assets.model_spec import Input, ModelSpec
 from resources.days import days_between
 from resources.lake import Lake
+from resources.scratch import scratch
 
 
 def features_of_days(lake: Lake, catalog: Catalog, spec: ModelSpec, days: list[date]) -> pa.Table:
     """The features of `days` in one query over their inputs."""
-    con = duckdb.connect()
+    con = scratch()
     first_day = catalog.dataset_of(spec).first_day
     for name, input_ in spec.inputs.items():
         expose_input(con, lake, catalog, spec, name, input_, days, first_day)

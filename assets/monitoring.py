@@ -13,7 +13,6 @@ which the rollout sensor decides on.
 from datetime import date
 
 import dagster as dg
-import duckdb
 import pandas as pd
 
 from assets.catalog import Catalog
@@ -43,6 +42,7 @@ from resources.days import chunked
 from resources.experiments import Experiment
 from resources.lake import Lake
 from resources.registry import ModelRegistry
+from resources.scratch import scratch
 
 # Metadata of each partition: the model's metrics by name, `scoring.SERVED_BY` and these; the
 # quality sensor reads the gate metric and SERVED_BY.
@@ -164,7 +164,7 @@ def scored_labels(
 ) -> pd.DataFrame:
     """Every prediction of `days` with its arm and its label, NULL where the row has none, in one
     query; with the shadow scores of `shadows`' days by the challenger each names."""
-    con = duckdb.connect()
+    con = scratch()
     lake.register(con, "predictions", predictions_key(spec).to_user_string(), days)
     lake.register(con, "labelled", spec.label.table, days)
     key = ", ".join(f'"{c}"' for c in spec.entity_key)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,6 +24,7 @@ from resources import experiments, promotions
 from resources.experiments import Experiment
 from resources.lake import Lake
 from resources.registry import ModelRegistry
+from resources.scratch import scratch
 
 SCORE, MODEL_VERSION, ARM = "score", "model_version", "arm"
 # The arm of a scored row: served by the champion or by an A/B challenger, or a shadow score.
@@ -135,7 +135,7 @@ def scored_days(
     `SCORING_BATCH_ROWS` at a time, so memory does not grow with the rows of a day."""
     from assets import modeling
 
-    con = duckdb.connect()
+    con = scratch()
     lake.register(con, "features", spec.features_table, days)
     con.register("arms", arms_frame(assignments))
     reader = con.sql(

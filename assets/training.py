@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import dagster as dg
-import duckdb
 import pandas as pd
 from pydantic import Field
 
@@ -18,6 +17,7 @@ from assets.quality_gate import GateDecision, decide
 from resources import experiments, promotions
 from resources.lake import Lake
 from resources.registry import ModelRegistry
+from resources.scratch import scratch
 
 # About four times a 60-day window of the bundled flights: fitting that many rows takes seconds.
 DEFAULT_MAX_TRAINING_ROWS = 200_000
@@ -133,7 +133,7 @@ def labelled_rows(
     left out. Above `max_rows`, every k-th of them in that order is kept (the smallest k that
     fits), so the same data always gives the same rows; `frame.attrs` says how many there were
     and which k was used."""
-    con = duckdb.connect()
+    con = scratch()
     lake.register(con, "features", spec.features_table, days)
     lake.register(con, "labelled", spec.label.table, days)
     key = ", ".join(f'"{c}"' for c in spec.entity_key)

@@ -9,7 +9,6 @@ values reach DuckDB only as an Arrow table or as bound parameters, never as SQL 
 from collections import Counter
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -23,6 +22,7 @@ from resources.dataset import (
     RawTable,
     check_identifier,
 )
+from resources.scratch import scratch
 
 # Duplicate keys list at most this many row numbers in a reason.
 DUPLICATE_ROWS_SHOWN = 5
@@ -59,7 +59,7 @@ def validate(rows: pa.Table, contract: RawTable) -> Validation:
     ]
     if missing:
         raise ValueError(f"{contract.name}: delivery is missing columns {missing}")
-    con = duckdb.connect()
+    con = scratch()
     try:
         con.register("delivered", rows)
         params = {f"codes_{c}": sorted(codes.known) for c, codes in contract.codes.items()}

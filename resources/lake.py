@@ -28,6 +28,7 @@ from pydantic import Field
 
 from resources import settings
 from resources.days import describe_days
+from resources.scratch import scratch
 from resources.storage import LocalStore, ObjectStore, open_store
 
 PART_FILE = "part-0.parquet"
@@ -198,14 +199,14 @@ class Lake(dg.ConfigurableResource):
     def row_count(self, table: str, days: Sequence[date] | None = None) -> int:
         """Rows of the partitions `days` of `table` (or of the unpartitioned table), from the
         Parquet footers (no data read)."""
-        con = duckdb.connect()
+        con = scratch()
         self.register(con, "t", table, days)
         [(rows,)] = con.sql("SELECT count(*) FROM t").fetchall()
         return rows
 
     def read(self, table: str, days: Sequence[date] | None = None) -> pd.DataFrame:
         """Read partitions (or an unpartitioned table) into pandas."""
-        con = duckdb.connect()
+        con = scratch()
         self.register(con, "t", table, days)
         return con.sql("SELECT * FROM t").df()
 
@@ -225,6 +226,7 @@ class Lake(dg.ConfigurableResource):
         """An in-memory DuckDB connection with a view per table, for a local or an S3 lake.
 
         The views hold the objects listed now: partitions written later need a new connection.
+        A database of its own, since its user may create anything in it.
         """
         con = duckdb.connect()
         self.expose_tables(con)
@@ -311,7 +313,7 @@ def _expose(
     through a pyarrow dataset, scanned lazily with column and filter pushdown."""
     if isinstance(store, LocalStore):
         paths = [str(store.path(key)) for key in objects]
-        con.read_parquet(paths).create_view(name, replace=True)
+        con.register(name, con.read_parquet(paths))  # the connection's own, as `scratch` needs
     else:
         con.register(name, store.dataset(objects))
 
