@@ -15,6 +15,7 @@ from conftest import (
 
 import resources.lake
 from resources.lake import PART_FILE, Lake
+from resources.scratch import scratch
 
 D1, D2, D3 = date(2013, 1, 1), date(2013, 1, 2), date(2013, 1, 3)
 TABLE = "raw_flights"
@@ -59,6 +60,24 @@ def test_row_counts_of_partitions(lake: Lake):
     rows = [(D1, "AA", 1), (D1, "AA", 2), (D2, "B6", 3)]
     lake.write_partitions(TABLE, flights_frame(rows), "flight_date", [D1, D2])
     assert (lake.row_count(TABLE, [D1]), lake.row_count(TABLE, [D1, D2])) == (2, 3)
+
+
+def test_two_pieces_of_work_in_one_process_never_see_each_others_views(lake: Lake):
+    """The lake's views live in connections of one in-memory database per process: each must
+    see its own days under a name another uses too, and none of the other's."""
+    lake.write_partitions(TABLE, flights_frame([(D1, "AA", 1), (D2, "B6", 2)]), "flight_date", [D1, D2])  # fmt: skip
+    first, second = scratch(), scratch()
+    lake.register(first, "flights", TABLE, [D1])
+    lake.register(second, "flights", TABLE, [D2])
+    first.execute("CREATE TEMP VIEW mine AS SELECT * FROM flights")
+    assert first.sql("SELECT carrier FROM mine").fetchall() == [("AA",)]
+    assert second.sql("SELECT carrier FROM flights").fetchall() == [("B6",)]
+    with pytest.raises(duckdb.CatalogException):
+        second.sql("SELECT * FROM mine")
+    first.close()
+    assert scratch().sql("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchall() == [
+        (0,)
+    ]
 
 
 def test_rows_outside_the_written_days_are_refused(lake: Lake):
