@@ -9,7 +9,8 @@ database, then the index database), each opening, committing and closing a datab
 days that is most of a backfill's time. Its PostgreSQL storage writes a batch at once. This one
 does the same on SQLite: one transaction on the run's database and one on the index for the whole
 batch, storing the same rows in the same order as one-by-one writes, so the UI's partition status
-and metadata, asset records and sensors read what they read before.
+and metadata, asset records and sensors read what they read before. A range run's planned check
+names every day of the range; its rows, one per day, share one serialization of it.
 
 `install_instance_config` writes an instance's `dagster.yaml` from `platform/dagster.yaml` with the
 instance's own folder as the storage's `base_dir`, so the instance opens by its path whatever
