@@ -329,14 +329,14 @@ def column_drift(
         )  # fmt: skip
     distinct = len(reference.counts[column][0])
     if distinct <= MANY_VALUES:  # only then can the current values change evidently's choice
-        distinct = len(np.union1d(reference.counts[column][0], pd.unique(current)))
+        if counted is None:  # a number of few values: counted for the Jensen-Shannon distance
+            counted = np.unique(current, return_counts=True)
+        distinct = len(np.union1d(reference.counts[column][0], counted[0]))
     if column_type == NUMERIC and distinct > MANY_VALUES:
         method = WASSERSTEIN
         score = wasserstein_normed(values, current, reference.spread[column])
-    else:
+    else:  # categories are counted above; a number gets here only when it was counted too
         method = JENSEN_SHANNON
-        if counted is None:  # a number of few values
-            counted = np.unique(current, return_counts=True)
         _, ref_counts, cur_counts = aligned(reference.counts[column], counted)
         score = jensen_shannon(ref_counts, cur_counts)
     return ColumnDrift(
@@ -580,10 +580,8 @@ def histograms(
         ends = [a[i] for a in (ref, current) if len(a) for i in (0, -1)]
         edges = np.histogram_bin_edges(ends or [0.0], bins=HISTOGRAM_BINS)
         x = np.round(edges[:-1], 4).tolist()
-        return {"x": x, "y": _bin_percents(ref, edges)}, {
-            "x": x,
-            "y": _bin_percents(current, edges),
-        }
+        ref_bins, cur_bins = (_bin_percents(sample, edges) for sample in (ref, current))
+        return {"x": x, "y": ref_bins}, {"x": x, "y": cur_bins}
     categories, ref_counts, cur_counts = aligned(reference.counts[column], counted)
     x = [str(c) for c in categories]
     return {"x": x, "y": _percents(ref_counts)}, {"x": x, "y": _percents(cur_counts)}
