@@ -70,8 +70,9 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         if len({event.run_id for event in events}) != 1:
             super().store_event_batch(events)
             return
-        # Each event serialized once for both databases, and inserted as one statement run over
-        # many rows (executemany) rather than a statement compiled with a value per row and column.
+        # Each event serialized once for both databases, and every insert compiled once: the
+        # run's rows by executemany, the index's row by row to read their ids back in order.
+        # A statement compiled with a value per row and column cost more than the writes.
         rows = [self._event_to_row(event) for event in events]
         with self.run_connection(events[0].run_id) as conn:
             conn.execute(SqlEventLogStorageTable.insert(), rows)
@@ -82,10 +83,12 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             self._store_asset_event_tags(conn, indexed, ids)
             for event, event_id in last_of_each_kind(indexed, ids):
                 self._store_asset_event(conn, event, event_id)
-        for event in (e for e in events if e.dagster_event_type in ASSET_CHECK_EVENTS):
-            with self.index_connection() as conn:
-                event_id = conn.execute(self.prepare_insert_event(event)).inserted_primary_key[0]
-            self.store_asset_check_event(event, event_id)
+        for event, row in zip(events, rows, strict=True):
+            if event.dagster_event_type in ASSET_CHECK_EVENTS:
+                with self.index_connection() as conn:
+                    insert = SqlEventLogStorageTable.insert().values(row)
+                    event_id = conn.execute(insert).inserted_primary_key[0]
+                self.store_asset_check_event(event, event_id)
 
     def _store_asset_check_evaluation_planned(
         self, event: "EventLogEntry", event_id: int | None
