@@ -10,7 +10,7 @@ from conftest import REPO_ROOT, make_lake, platform_instance, synthetic_sources
 
 from assets import CATALOG
 from assets.catalog import load_catalog
-from assets.keys import model_key, notebook_key, served_keys
+from assets.keys import features_key, model_key, notebook_key, served_keys
 from assets.notebook_spec import Trigger
 from resources import platform_resources
 
@@ -23,10 +23,12 @@ def test_every_declared_model_gets_a_first_version_and_serves_until_its_replay(e
     steps = BOOTSTRAP["bootstrap_steps"](catalog)
     for dataset in catalog.datasets:
         day_before_replay = dataset.replay_from - timedelta(days=1)
-        raw = next(s for s in steps if set(s.keys) == {t.name for t in dataset.daily_tables})
+        raw = next(s for s in steps if dataset.daily_tables[0].name in s.keys)
+        assert {t.name for t in dataset.daily_tables + dataset.registers} <= set(raw.keys)
         assert (raw.first, raw.last) == (dataset.first_day, day_before_replay)
         for spec in catalog.models_of(dataset):
             cutoff = catalog.first_cutoff(spec)
+            assert features_key(spec).to_user_string() in raw.keys
             [trained] = [s for s in steps if model_key(spec).to_user_string() in s.keys]
             assert trained.first == trained.last == cutoff < dataset.replay_from
             [served] = [s for s in steps if served_keys(spec)[0].to_user_string() in s.keys]

@@ -1,0 +1,213 @@
+"""The runs that backfill a dataset's daily graph over a range of days, all in one process.
+
+A backfill of the whole graph cannot be one Dagster run: the models are trained at a few cutoffs,
+not on every day, and what a champion serves needs that champion first. So it is a few runs in
+order, each over its whole range (every daily asset backfills a range in one run):
+
+1. the dataset's registers, raw tables and the features of its models, over the range;
+2. each model at each training cutoff in the range: its first cutoff (the version `make run`
+   trains), and with a cadence the first day of every third month or of every month after it;
+3. predictions, drift reports and quality of each model, from the first day it has a champion.
+
+Notebooks are not part of it: they run in runs of their own after what they follow
+(`assets.automation`), and nothing else reads them.
+
+The runs are those `dagster asset materialize --partition-range` would launch, with the same
+partitions, events and metadata in the instance, but started from this process: the code
+location loads once rather than once per run, which is a few seconds of every run's start.
+"""
+
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import dagster as dg
+
+from assets.catalog import Catalog
+from assets.keys import features_key, model_key, served_keys
+from assets.model_pipeline import training_pool
+from assets.model_spec import ModelSpec
+from resources import settings
+from resources.dataset import Dataset
+from resources.instance_storage import install_instance_config
+from sensors.run_tags import RANGE_END_TAG, RANGE_START_TAG
+
+# Months between training cutoffs after each model's first: `first` trains the first versions only.
+CADENCES = {"first": 0, "quarterly": 3, "monthly": 1}
+# Steps log warnings and errors only: the command prints one line per run.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One run: `keys` over the days first..last, those of `unpartitioned` (the registers)
+    whole."""
+
+    label: str
+    keys: tuple[str, ...]
+    partitions: dg.PartitionsDefinition
+    first: date
+    last: date
+    unpartitioned: tuple[str, ...] = ()
+
+    @property
+    def span(self) -> str:
+        return f" {self.first}..{self.last}"
+
+
+def backfill_steps(
+    catalog: Catalog,
+    dataset: Dataset,
+    first: date,
+    last: date,
+    models: Sequence[ModelSpec] | None = None,
+    cadence: str = "first",
+) -> list[Step]:
+    """The runs that backfill `dataset` over first..last, with all its models or `models` (and
+    the features they read, when another model computes them)."""
+    if not dataset.first_day <= first <= last <= dataset.last_day:
+        raise ValueError(
+            f"{dataset.name}: the days {first}..{last} are not within its partitions "
+            f"{dataset.first_day}..{dataset.last_day}"
+        )
+    chosen = list(catalog.models_of(dataset) if models is None else models)
+    computing = {catalog.features_owner(m).name: catalog.features_owner(m) for m in chosen}
+    steps = [
+        Step(
+            f"{dataset.name}: registers, raw tables and features",
+            names(dataset.registers)
+            + names(dataset.daily_tables)
+            + tuple(features_key(m).to_user_string() for m in computing.values()),
+            dataset.partitions,
+            first,
+            last,
+            unpartitioned=names(dataset.registers),
+        )
+    ]
+    for cutoff, trained in training_cutoffs(catalog, chosen, first, last, cadence).items():
+        keys = tuple(model_key(m).to_user_string() for m in trained)
+        steps.append(Step(f"{dataset.name}: models", keys, dataset.partitions, cutoff, cutoff))
+    serving: dict[date, list[ModelSpec]] = {}
+    for spec in chosen:
+        start = max(first, catalog.first_cutoff(spec))
+        if start <= last:
+            serving.setdefault(start, []).append(spec)
+    for start, specs in sorted(serving.items()):
+        keys = tuple(k.to_user_string() for m in specs for k in served_keys(m))
+        steps.append(
+            Step(
+                f"{dataset.name}: predictions, drift reports, quality",
+                keys,
+                dataset.partitions,
+                start,
+                last,
+            )
+        )
+    return steps
+
+
+def training_cutoffs(
+    catalog: Catalog, models: Sequence[ModelSpec], first: date, last: date, cadence: str
+) -> dict[date, list[ModelSpec]]:
+    """The cutoffs in first..last and the models trained at each: every model at its first
+    cutoff, then, every `CADENCES[cadence]` months, every model that has one by then."""
+    cutoffs: dict[date, list[ModelSpec]] = {}
+    for spec in models:
+        if first <= catalog.first_cutoff(spec) <= last:
+            cutoffs.setdefault(catalog.first_cutoff(spec), []).append(spec)
+    months = CADENCES[cadence]
+    if months and models:
+        day = month_start_after(max(catalog.first_cutoff(m) for m in models))
+        while day <= last:
+            if day >= first:
+                cutoffs.setdefault(day, list(models))
+            day = add_months(day, months)
+    return dict(sorted(cutoffs.items()))
+
+
+def month_start_after(day: date) -> date:
+    """`day` when it is the first of its month, else the first of the next month."""
+    return day if day.day == 1 else add_months(day.replace(day=1), 1)
+
+
+def add_months(day: date, months: int) -> date:
+    """The first of the month `months` after `day`'s month."""
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def names(tables) -> tuple[str, ...]:
+    return tuple(t.name for t in tables)
+
+
+def prepare_instance(catalog: Catalog) -> dg.DagsterInstance:
+    """A DAGSTER_HOME under the data folder, configured from platform/dagster.yaml, with its
+    storage created and the training pool of each of the catalog's models limited.
+
+    Opening an instance creates its SQLite databases and their schema, and processes doing so at
+    once race (`alembic ... more than one head`); so the instance is created here, in one
+    process, before `dagster dev` or parallel CLI runs may open it. A pool gets its default
+    limit only once the run queue has seen a run that holds it, and the queue starts that first
+    run whatever holds the pool already; limited here, the pool holds from the first run on.
+    """
+    home = settings.dagster_home()
+    os.environ[settings.DAGSTER_HOME_ENV] = str(home)  # DagsterInstance.get() reads it
+    install_instance_config(home)
+    instance = dg.DagsterInstance.get()
+    for spec in catalog.models:
+        instance.event_log_storage.initialize_concurrency_limit_to_default(training_pool(spec))
+    return instance
+
+
+def already_done(instance: dg.DagsterInstance, step: Step) -> bool:
+    """Whether the instance holds every partition the step would materialize."""
+    wanted = set(
+        step.partitions.get_partition_keys_in_range(
+            dg.PartitionKeyRange(step.first.isoformat(), step.last.isoformat())
+        )
+    )
+    for key in step.keys:
+        asset_key = dg.AssetKey.from_user_string(key)
+        if key in step.unpartitioned:
+            if instance.get_latest_materialization_event(asset_key) is None:
+                return False
+        elif not wanted <= instance.get_materialized_partitions(asset_key):
+            return False
+    return True
+
+
+def run_steps(
+    instance: dg.DagsterInstance,
+    every_asset: Sequence[dg.AssetsDefinition],
+    steps: Sequence[Step],
+    resources: Mapping[str, object],
+    tags: Mapping[str, str],
+    keep_done: bool = False,
+) -> int:
+    """Each step as one run, in order, printing a line per run; 1 at the first that fails.
+    With `keep_done`, a step whose partitions all exist already is skipped."""
+    for number, step in enumerate(steps, start=1):
+        prefix = f"[{number}/{len(steps)}] {step.label}{step.span}"
+        if keep_done and already_done(instance, step):
+            print(f"{prefix}: already materialized, kept")
+            continue
+        print(f"{prefix}: materializing ...", flush=True)
+        started = time.perf_counter()
+        span = {RANGE_START_TAG: step.first.isoformat(), RANGE_END_TAG: step.last.isoformat()}
+        result = dg.materialize(
+            every_asset,
+            selection=list(step.keys),
+            instance=instance,
+            resources=resources,
+            tags={**tags, **span},
+            run_config=QUIET,
+            raise_on_error=False,
+        )
+        if not result.success:
+            print(f"{prefix}: FAILED; see run {result.run_id} in the UI", file=sys.stderr)
+            return 1
+        print(f"{prefix}: done in {time.perf_counter() - started:.1f}s", flush=True)
+    return 0

@@ -1,0 +1,79 @@
+"""`platform/backfill.py` backfills a dataset's whole daily graph over a range in one command:
+the raw tables and features, the models at their cutoffs, then what the champions serve."""
+
+import subprocess
+import sys
+from datetime import date
+
+import dagster as dg
+from conftest import REPO_ROOT, platform_env
+
+from assets import CATALOG
+from assets.backfill import backfill_steps, training_cutoffs
+from assets.keys import features_key, model_key, served_keys
+
+FLIGHTS = next(d for d in CATALOG.datasets if d.name == "flights")
+
+
+def test_models_train_at_their_first_cutoff_then_at_the_cadence_and_serve_from_their_champion():
+    models = CATALOG.models_of(FLIGHTS)
+    first_cutoff = max(CATALOG.first_cutoff(m) for m in models)
+    assert first_cutoff == date(2013, 3, 1)
+    cutoffs = training_cutoffs(CATALOG, models, date(2013, 1, 1), date(2013, 9, 30), "quarterly")
+    assert list(cutoffs) == [date(2013, 3, 1), date(2013, 6, 1), date(2013, 9, 1)]
+    assert all(cutoffs[day] == models for day in cutoffs)
+    monthly = training_cutoffs(CATALOG, models, date(2013, 4, 15), date(2013, 6, 30), "monthly")
+    assert list(monthly) == [date(2013, 5, 1), date(2013, 6, 1)], "only cutoffs in the range"
+
+    steps = backfill_steps(CATALOG, FLIGHTS, date(2013, 1, 1), date(2013, 4, 30))
+    first, *trained, served = steps
+    assert (first.first, first.last) == (date(2013, 1, 1), date(2013, 4, 30))
+    assert {t.name for t in FLIGHTS.registers + FLIGHTS.daily_tables} <= set(first.keys)
+    assert {features_key(m).to_user_string() for m in models} <= set(first.keys)
+    assert [(s.first, s.last) for s in trained] == [(first_cutoff, first_cutoff)]
+    assert set(trained[0].keys) == {model_key(m).to_user_string() for m in models}
+    assert (served.first, served.last) == (first_cutoff, date(2013, 4, 30))
+    assert set(served.keys) == {k.to_user_string() for m in models for k in served_keys(m)}
+
+    later = backfill_steps(CATALOG, FLIGHTS, date(2013, 6, 1), date(2013, 6, 30))
+    assert [s.first for s in later] == [date(2013, 6, 1)] * 2, "champions exist: no training"
+
+
+def test_a_range_outside_the_calendar_is_refused_naming_the_dataset(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "platform/backfill.py", "--datasets", "flights", "--to", "2014-01-05"],
+        cwd=REPO_ROOT,
+        env=platform_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "flights: the days 2013-01-01..2014-01-05 are not within" in result.stderr
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+def test_one_command_backfills_the_graph_in_runs_of_one_process(tmp_path):
+    """flight_delay over January and February and two days of March, from the synthetic source:
+    its first version at 03-01 and what it serves from then on, each step one run."""
+    env = platform_env(tmp_path)
+    command = [sys.executable, "platform/backfill.py", "--models", "flight_delay"]
+    command += ["--from", "2013-01-01", "--to", "2013-03-02"]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count(": done in") == 3
+
+    spec = CATALOG.model("flight_delay")
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        runs = instance.get_run_records()
+        assert len(runs) == 3
+        assert all(r.dagster_run.tags["platform/backfill"] == "true" for r in runs)
+        days = FLIGHTS.partitions.get_partition_keys_in_range(
+            dg.PartitionKeyRange("2013-01-01", "2013-03-02")
+        )
+        for table in [t.name for t in FLIGHTS.daily_tables] + [features_key(spec).to_user_string()]:
+            assert instance.get_materialized_partitions(dg.AssetKey.from_user_string(table)) == set(
+                days
+            )
+        assert instance.get_materialized_partitions(model_key(spec)) == {"2013-03-01"}
+        for key in served_keys(spec):
+            assert instance.get_materialized_partitions(key) == {"2013-03-01", "2013-03-02"}
