@@ -1,10 +1,11 @@
 """Year backfill of one dataset's daily graph on the bundled data, against the naive path.
 
-The fast path is what a user types after a feature change, each step one `dagster asset
-materialize` over its whole range (`BackfillPolicy.single_run()`):
+The fast path is what a user types after a feature change: one `platform/backfill.py` over the
+span, one process launching one run per step, each over its whole range
+(`BackfillPolicy.single_run()`; see `assets.backfill`):
 
-1. every asset models are trained from over the whole year: the raw tables, the features, and the
-   unpartitioned registers they read (the flights' plane register runs once in the same run);
+1. every asset models are trained from over the whole year: the raw tables, the features, and
+   the unpartitioned registers they read (the flights' plane register runs once in the same run);
 2. the models, one run per training cutoff (the backfill cadence, below);
 3. every daily asset that needs a champion (predictions, drift, quality) from the first cutoff on.
 
@@ -18,13 +19,14 @@ run` trains: 2013-03-01 for the flights, 2014-03-01 for electricity). The platfo
 on a schedule of its own: the model asset is not automated, and the drift and quality sensors
 request retrains from the monitoring a backfill produces (their ticks are measured below). The
 days before the first cutoff have features but no predictions, drift or quality. Retraining more
-often during the backfill costs one CLI run per cutoff: `--cadence quarterly|monthly` measures
+often during the backfill costs one run per cutoff: `--cadence quarterly|monthly` measures
 it, and the default run prints the cost of one cutoff and the estimate for monthly retraining.
 
 The naive path is the same graph launched one partition per run, for a sample of days, in a
 copy of the fast path's lake from which those days were deleted (so each run finds the history
-and champions a naive backfill would have built by then), plus one run of the plane register.
-Its runs are extrapolated to the year per asset; each is also one day of the daily cycle from a
+and champions a naive backfill would have built by then), plus one run of the plane register;
+each model run costs what it took in the fast path plus a naive run's start-up. Its runs are
+extrapolated to the year per asset; each is also one day of the daily cycle from a
 cold `dagster asset materialize`. The sampled days written by both paths are then compared row
 for row.
 """
@@ -34,16 +36,22 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import date, timedelta
 
+import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from assets import CATALOG
+from assets.backfill import CADENCES, training_cutoffs
+from assets.keys import model_key
 from bench import monitoring_ticks
 from bench.harness import (
     CliRun,
+    DagsterRun,
     DailyGraph,
     Figure,
     Workspace,
@@ -51,12 +59,12 @@ from bench.harness import (
     at_most,
     days,
     info,
-    per_asset_seconds,
     report,
     spread,
     stop_cleanly_on_sigterm,
     workspace,
 )
+from sensors.run_tags import RANGE_END_TAG, RANGE_START_TAG
 
 # The year of the flights' graph with flight_delay alone (the graph measured before the
 # declarations) has a target of its own; every dataset's graph with all its models has one
@@ -72,9 +80,6 @@ BACKFILL_SECONDS = "backfill_seconds"
 QUICK_DAYS_AFTER_CUTOFF = 14
 
 
-CADENCES = {"first": 0, "quarterly": 3, "monthly": 1}
-
-
 def span(graph: DailyGraph, quick: bool) -> tuple[str, str]:
     """The dataset's year, or its first days up to two weeks after the first cutoff."""
     if not quick:
@@ -83,86 +88,58 @@ def span(graph: DailyGraph, quick: bool) -> tuple[str, str]:
     return graph.first_day, min(end.isoformat(), graph.last_day)
 
 
-def model_cutoffs(cadence: str, graph: DailyGraph, last: str) -> dict[str, tuple[str, ...]]:
-    """Training cutoffs up to `last` and the model assets trained for each: every model at its
+def model_cutoffs(
+    cadence: str, graph: DailyGraph, first: str, last: str
+) -> dict[str, tuple[str, ...]]:
+    """Training cutoffs of the backfill and the model assets trained at each: every model at its
     first cutoff, then every model on the first day of every third month or of every month."""
-    cutoffs = dict(graph.first_cutoffs)
-    step = CADENCES[cadence]
-    if step:
-        firsts = [day for day in days(graph.first_cutoff, last) if day.endswith("-01")]
-        for cutoff in firsts[::step]:
-            cutoffs.setdefault(cutoff, graph.models)
-    return dict(sorted(cutoffs.items()))
+    specs = [CATALOG.model(key.split("/")[0]) for key in graph.models]
+    cutoffs = training_cutoffs(
+        CATALOG, specs, date.fromisoformat(first), date.fromisoformat(last), cadence
+    )
+    return {
+        cutoff.isoformat(): tuple(model_key(m).to_user_string() for m in trained)
+        for cutoff, trained in cutoffs.items()
+    }
 
 
 def fast_backfill(
     space: Workspace,
     graph: DailyGraph,
+    models: Sequence[str] | None,
     first: str,
     last: str,
-    cutoffs: dict[str, tuple[str, ...]],
-) -> list[CliRun]:
-    """The whole daily graph for first..last, each step one CLI run over its range."""
-    runs = [
-        space.materialize(
-            "before models",
-            graph.unpartitioned + graph.before_models,
-            partition_range=(first, last),
-        )
-    ]
-    for cutoff, models in cutoffs.items():
-        runs.append(space.materialize(f"model {cutoff}", models, partition=cutoff))
-    runs.append(
-        space.materialize(
-            "after models", graph.after_models, partition_range=(graph.first_cutoff, last)
-        )
-    )
-    return runs
+    cadence: str,
+) -> CliRun:
+    """The whole daily graph for first..last: `platform/backfill.py`, one process."""
+    arguments = ["--datasets", graph.dataset, "--from", first, "--to", last, "--cadence", cadence]
+    return space.backfill("backfill", arguments + (["--models", *models] if models else []))
 
 
-FLOOR_DEFINITIONS = """
-import dagster as dg
-
-days = dg.DailyPartitionsDefinition(start_date={start!r}, end_date={end!r})
-
-
-def empty(name: str) -> dg.AssetsDefinition:
-    @dg.asset(name=name, partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run())
+def empty(name: str, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(name=name, partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run())
     def _empty() -> dg.MaterializeResult:
         return dg.MaterializeResult()
 
     return _empty
 
 
-defs = dg.Definitions(assets=[empty(name) for name in {names!r}], executor=dg.in_process_executor)
-"""
-
-
 def dagster_floor(space: Workspace, graph: DailyGraph, first: str, last: str) -> float:
     """What Dagster alone costs for the backfill's two range runs: the same number of daily
-    assets, empty, over the same ranges, with the same instance and CLI."""
-
-    def names(assets: tuple[str, ...]) -> list[str]:
-        return [a.replace("/", "__") for a in assets]
-
-    before, after = names(graph.before_models), names(graph.after_models)
-    location = space.root / "floor_definitions.py"
+    assets, empty, over the same ranges, run in this process against the same instance."""
     end = date.fromisoformat(graph.last_day) + timedelta(days=1)
-    location.write_text(
-        FLOOR_DEFINITIONS.format(start=graph.first_day, end=end.isoformat(), names=before + after)
-    )
-    runs = [
-        space.materialize(
-            "floor before models", before, partition_range=(first, last), definitions=str(location)
-        ),
-        space.materialize(
-            "floor after models",
-            after,
-            partition_range=(graph.first_cutoff, last),
-            definitions=str(location),
-        ),
-    ]
-    return sum(r.seconds for r in runs)
+    partitions = dg.DailyPartitionsDefinition(start_date=graph.first_day, end_date=end.isoformat())
+
+    def run(assets: tuple[str, ...], start: str) -> float:
+        started = time.perf_counter()
+        dg.materialize(
+            [empty(a.replace("/", "__"), partitions) for a in assets],
+            instance=space.instance,
+            tags={RANGE_START_TAG: start, RANGE_END_TAG: last},
+        )
+        return time.perf_counter() - started
+
+    return run(graph.before_models, first) + run(graph.after_models, graph.first_cutoff)
 
 
 def naive_path(
@@ -221,15 +198,16 @@ def difference(ours: pa.Table, theirs: pa.Table) -> str:
 
 def extrapolate_naive(
     naive_runs: list[CliRun],
-    fixed_runs: list[CliRun],
+    unpartitioned_run: CliRun | None,
+    model_runs: list[DagsterRun],
     graph: DailyGraph,
     first: str,
     last: str,
 ) -> float:
     """The naive year: every day costs a sampled day's run start-up plus the mean step time of
     each asset that day has (days before the first cutoff have no predictions, drift or
-    quality); the registers' run costs what it cost on its own, the model runs what they cost
-    in the fast path."""
+    quality); the registers' run costs what it cost on its own, each model run what its run
+    took in the fast path plus the start-up."""
     overhead = statistics.mean(r.seconds - sum(r.step_seconds.values()) for r in naive_runs)
     step = {
         asset: statistics.mean(r.step_seconds.get(asset, 0.0) for r in naive_runs)
@@ -237,7 +215,8 @@ def extrapolate_naive(
     }
     before = sum(step[a] for a in graph.before_models)
     after = sum(step[a] for a in graph.after_models)
-    total = sum(r.seconds for r in fixed_runs)
+    total = unpartitioned_run.seconds if unpartitioned_run else 0.0
+    total += sum(r.seconds + overhead for r in model_runs)
     for day in days(first, last):
         total += overhead + before + (after if day >= graph.first_cutoff else 0.0)
     return total
@@ -275,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     naive_days = args.naive_days or (1 if args.quick else 4)
     started = time.perf_counter()
 
-    cutoffs = model_cutoffs(args.cadence, graph, last)
+    cutoffs = model_cutoffs(args.cadence, graph, first, last)
     # Sampled days at least a week apart, after the first cutoff, so each has the whole graph.
     sample = spread(days(graph.first_cutoff, last)[7:], naive_days)
     print(f"daily graph: {asdict(graph)}", flush=True)
@@ -286,18 +265,18 @@ def main(argv: list[str] | None = None) -> int:
         workspace("naive", keep=args.keep) as naive,
         workspace("floor", keep=args.keep) as floor,
     ):
-        clock = time.perf_counter()
-        fast_runs = fast_backfill(fast, graph, first, last, cutoffs)
-        backfill_seconds = time.perf_counter() - clock
-        print(f"fast path: {backfill_seconds:.1f} s in {len(fast_runs)} runs", flush=True)
+        fast_run = fast_backfill(fast, graph, args.models, first, last, args.cadence)
+        backfill_seconds = fast_run.seconds
+        print(f"fast path: {backfill_seconds:.1f} s in {len(fast_run.runs)} runs", flush=True)
 
         floor_seconds = dagster_floor(floor, graph, first, last)
         unpartitioned_run, naive_runs = naive_path(fast, naive, graph, sample)
         print(f"naive path: {len(naive_runs)} runs for {', '.join(sample)}", flush=True)
         equality = compare_paths(fast, naive, graph, sample)
-        model_runs = [r for r in fast_runs if r.label.startswith("model")]
-        fixed_runs = [*([unpartitioned_run] if unpartitioned_run else []), *model_runs]
-        naive_seconds = extrapolate_naive(naive_runs, fixed_runs, graph, first, last)
+        model_runs = [r for r in fast_run.runs if set(r.assets) & set(graph.models)]
+        naive_seconds = extrapolate_naive(
+            naive_runs, unpartitioned_run, model_runs, graph, first, last
+        )
 
         # The model whose features the graph computes: its drift is the one measured before.
         served = graph.features[0].split("/")[0]
@@ -310,10 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     differing = [
         f"{t} {v.removeprefix('DIFFERENT: ')}" for t, v in equality.items() if v != "equal"
     ]
-    per_asset = per_asset_seconds(fast_runs)
+    per_asset = fast_run.step_seconds
     span_text = f"{first}..{last}"
     per_cutoff = statistics.mean(r.seconds for r in model_runs)
-    monthly = len(model_cutoffs("monthly", graph, last))
+    monthly = len(model_cutoffs("monthly", graph, first, last))
     models = ", ".join(m.split("/")[0] for m in graph.models)
     wall = f"backfill {span_text}, wall"
     about = f"models {models}; cutoffs {', '.join(cutoffs)}"
@@ -322,26 +301,26 @@ def main(argv: list[str] | None = None) -> int:
         at_most(wall, backfill_seconds, TARGET_BACKFILL_SECONDS, "s", about)
         if headline
         else info(wall, backfill_seconds, "s", about),
-        info("  CPU time of its CLI runs", sum(r.cpu_seconds for r in fast_runs), "s"),
+        info("  CPU time of the command", fast_run.cpu_seconds, "s"),
         *[info(f"  step {asset}", seconds, "s") for asset, seconds in per_asset.items()],
         info(
             "  Dagster inside the runs, outside the steps",
-            sum(r.run_seconds for r in fast_runs) - sum(per_asset.values()),
+            fast_run.run_seconds - sum(per_asset.values()),
             "s",
         ),
         info(
-            "  CLI start-up and exit, outside the runs",
-            backfill_seconds - sum(r.run_seconds for r in fast_runs),
+            "  the command's start-up and exit, outside the runs",
+            backfill_seconds - fast_run.run_seconds,
             "s",
-            f"{len(fast_runs)} CLI runs",
+            f"one process, {len(fast_run.runs)} runs",
         ),
         info(
             "  Dagster alone for its two range runs",
             floor_seconds,
             "s",
-            "the same daily assets, empty, same ranges and CLI",
+            "the same daily assets, empty, same ranges and instance, in process",
         ),
-        info("  one more model cutoff (its CLI run)", per_cutoff, "s"),
+        info("  one more model cutoff (its run)", per_cutoff, "s"),
         info(
             f"  backfill with monthly retraining ({monthly} cutoffs), estimated",
             backfill_seconds + (monthly - len(cutoffs)) * per_cutoff,
@@ -389,8 +368,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, seconds in ticks["seconds"].items()
         ],
         info(
-            "peak memory of a CLI run",
-            max(r.max_rss_bytes for r in fast_runs + naive_runs) / 2**20,
+            "peak memory of a command",
+            max(r.max_rss_bytes for r in [fast_run, *naive_runs]) / 2**20,
             "MiB",
         ),
     ]
@@ -412,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             "equality": equality,
             "drift": drift,
             "sensor_ticks": ticks,
-            "fast_runs": [asdict(r) for r in fast_runs],
+            "fast_run": asdict(fast_run),
             "naive_runs": [asdict(r) for r in naive_runs],
         },
         started,

@@ -37,6 +37,8 @@ from resources.settings import REPO_ROOT, data_dir
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 DEFINITIONS = "platform/definitions.py"
 DAGSTER = Path(sys.executable).with_name("dagster")
+PYTHON = Path(sys.executable)
+BACKFILL = "platform/backfill.py"
 # Variables that would point a benchmark at the user's own data or source.
 INHERITED_PLATFORM_VARIABLES = ("PLATFORM_", "DAGSTER_HOME")
 LOG_TAIL_LINES = 40
@@ -168,17 +170,34 @@ class DailyGraph:
 
 
 @dataclass
+class DagsterRun:
+    """One Dagster run of a command: what it selected and how long it and its steps took."""
+
+    run_id: str
+    assets: tuple[str, ...]  # those whose steps ran
+    seconds: float  # from the run's start event to its end event
+    step_seconds: dict[str, float]
+
+
+@dataclass
 class CliRun:
-    """One `dagster asset materialize`: what it selected, how long it took, its peak memory."""
+    """One command (`dagster asset materialize`, `platform/backfill.py`): what it ran, how long
+    it took, its peak memory, and the Dagster runs it launched."""
 
     label: str
     command: str
     seconds: float
     max_rss_bytes: int
     cpu_seconds: float
-    run_id: str = ""
-    run_seconds: float = 0.0  # from the run's start event to its end event
-    step_seconds: dict[str, float] = field(default_factory=dict)
+    runs: list[DagsterRun] = field(default_factory=list)
+
+    @property
+    def run_seconds(self) -> float:
+        return sum(r.seconds for r in self.runs)
+
+    @property
+    def step_seconds(self) -> dict[str, float]:
+        return per_asset_seconds(self.runs)
 
 
 class Workspace:
@@ -238,26 +257,29 @@ class Workspace:
         definitions: str = DEFINITIONS,
     ) -> CliRun:
         """`dagster asset materialize` as a user types it; fails with the end of its log."""
-        command = [
-            str(DAGSTER),
-            "asset",
-            "materialize",
-            "-f",
-            definitions,
-            "-d",
-            ".",
-            "--select",
-            ",".join(select),
-        ]
+        command = [DAGSTER, "asset", "materialize", "-f", definitions, "-d", "."]
+        command += ["--select", ",".join(select)]
         if partition is not None:
             command += ["--partition", partition]
         if partition_range is not None:
             command += ["--partition-range", f"{partition_range[0]}...{partition_range[1]}"]
+        return self.command(label, command)
+
+    def backfill(self, label: str, arguments: Sequence[str]) -> CliRun:
+        """`platform/backfill.py` as a user types it: the whole graph in one process."""
+        return self.command(label, [PYTHON, BACKFILL, *arguments])
+
+    def command(self, label: str, command: Sequence[str | Path]) -> CliRun:
+        """One child process of the platform's commands, with the Dagster runs it launched;
+        fails with the end of its log."""
+        command = [str(part) for part in command]
+        shown = shlex.join([Path(command[0]).name, *command[1:]])
         log = (
             self.root
             / "logs"
             / f"{len(self.runs):03d}-{label.replace('/', '_').replace(' ', '-')}.log"
         )
+        known = {r.dagster_run.run_id for r in self.instance.get_run_records()}
         with open(log, "wb") as output:
             started = time.perf_counter()
             child = subprocess.Popen(
@@ -274,26 +296,25 @@ class Workspace:
         if child.returncode != 0:
             tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
             raise BenchError(
-                f"{label}: `{shlex.join(command)}` exited with {child.returncode} "
+                f"{label}: `{shown}` exited with {child.returncode} "
                 f"(DAGSTER_HOME={self.home}); last lines of {log}:\n" + "\n".join(tail)
             )
+        launched = [
+            record.dagster_run
+            for record in reversed(self.instance.get_run_records())
+            if record.dagster_run.run_id not in known
+        ]
         run = CliRun(
             label=label,
-            command=shlex.join(["dagster", *command[1:]]),
+            command=shown,
             seconds=seconds,
             max_rss_bytes=usage.ru_maxrss * 1024,  # Linux reports kilobytes
             cpu_seconds=usage.ru_utime + usage.ru_stime,
+            runs=[dagster_run(self.instance, launched_run) for launched_run in launched],
         )
-        newest = self.instance.get_run_records(limit=1)
-        if newest:
-            run.run_id = newest[0].dagster_run.run_id
-            stats = self.instance.get_run_stats(run.run_id)
-            if stats.start_time and stats.end_time:
-                run.run_seconds = stats.end_time - stats.start_time
-            run.step_seconds = step_seconds(self.instance, run.run_id)
         self.runs.append(run)
         print(
-            f"  {label}: {seconds:.1f} s (run {run.run_seconds:.1f} s, "
+            f"  {label}: {seconds:.1f} s ({len(run.runs)} runs {run.run_seconds:.1f} s, "
             f"CPU {run.cpu_seconds:.1f} s, peak {run.max_rss_bytes / 2**20:.0f} MiB)",
             flush=True,
         )
@@ -317,17 +338,24 @@ def workspace(
         space.close()
 
 
-def step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
-    """Seconds each asset's step took in a run, from the run's step events; an op is named
-    after its asset key with `__` for `/`."""
-    return {
-        stats.step_key.replace("__", "/"): stats.end_time - stats.start_time
-        for stats in instance.get_run_step_stats(run_id)
-        if stats.start_time is not None and stats.end_time is not None
+def dagster_run(instance: dg.DagsterInstance, run: dg.DagsterRun) -> DagsterRun:
+    """A run's duration from its start and end events, and each asset's step time from its step
+    events (an op is named after its asset key with `__` for `/`)."""
+    stats = instance.get_run_stats(run.run_id)
+    steps = {
+        step.step_key.replace("__", "/"): step.end_time - step.start_time
+        for step in instance.get_run_step_stats(run.run_id)
+        if step.start_time is not None and step.end_time is not None
     }
+    return DagsterRun(
+        run_id=run.run_id,
+        assets=tuple(sorted(steps)),
+        seconds=stats.end_time - stats.start_time if stats.start_time and stats.end_time else 0.0,
+        step_seconds=steps,
+    )
 
 
-def per_asset_seconds(runs: Iterable[CliRun]) -> dict[str, float]:
+def per_asset_seconds(runs: Iterable[CliRun | DagsterRun]) -> dict[str, float]:
     totals: dict[str, float] = {}
     for run in runs:
         for asset, seconds in run.step_seconds.items():

@@ -2,11 +2,12 @@
 
 The bundled year has about 923 flights a day (336,776 in 2013). The flights' synthetic source
 (`PLATFORM_SOURCE_FLIGHTS=synthetic`, `PLATFORM_SYNTHETIC_FLIGHTS_PER_DAY`) generates the same
-tables at any volume, so the same CLI runs as `bench/backfill.py` backfill the flights' graph
-(every model of it, or those `--models` names) over the year at 9,300 and 93,000 flights a day
-(3.4 M and 34 M flights). For each: wall time, flights per second, the peak resident memory of
-the largest CLI run (its whole process tree, from the kernel's accounting of the child), and the
-growth of the wall time from 10 to 100 times, which is linear when it is 10.
+tables at any volume, so the same command as `bench/backfill.py` (`platform/backfill.py`, one
+process) backfills the flights' graph (every model of it, or those `--models` names) over the
+year at 9,300 and 93,000 flights a day (3.4 M and 34 M flights). For each: wall time, flights
+per second, the peak resident memory of the command (its whole process tree, from the kernel's
+accounting of the child), and the growth of the wall time from 10 to 100 times, which is linear
+when it is 10.
 """
 
 import argparse
@@ -16,13 +17,11 @@ from dataclasses import asdict
 
 from bench.backfill import CADENCES, fast_backfill, model_cutoffs, span
 from bench.harness import (
-    CliRun,
     DailyGraph,
     Figure,
     at_most,
     days,
     info,
-    per_asset_seconds,
     report,
     stop_cleanly_on_sigterm,
     workspace,
@@ -37,19 +36,24 @@ TARGET_GROWTH = 10.0  # linear: ten times the rows, at most ten times the time
 
 
 def backfill_at(
-    graph: DailyGraph, scale: int, first: str, last: str, cadence: str, keep: bool
+    graph: DailyGraph,
+    models: list[str] | None,
+    scale: int,
+    first: str,
+    last: str,
+    cadence: str,
+    keep: bool,
 ) -> dict:
     """One year (or quick span) backfill of the synthetic flights at `scale` times the volume."""
     flights_per_day = REAL_FLIGHTS_PER_DAY * scale
-    cutoffs = model_cutoffs(cadence, graph, last)
+    cutoffs = model_cutoffs(cadence, graph, first, last)
     source = {
         f"PLATFORM_SOURCE_{graph.dataset.upper()}": "synthetic",
         "PLATFORM_SYNTHETIC_FLIGHTS_PER_DAY": str(flights_per_day),
     }
     with workspace(f"scale{scale}x", source, keep=keep) as space:
-        clock = time.perf_counter()
-        runs: list[CliRun] = fast_backfill(space, graph, first, last, cutoffs)
-        seconds = time.perf_counter() - clock
+        run = fast_backfill(space, graph, models, first, last, cadence)
+    seconds = run.seconds
     flights = flights_per_day * len(days(first, last))
     return {
         "scale": scale,
@@ -57,11 +61,11 @@ def backfill_at(
         "flights": flights,
         "seconds": seconds,
         "flights_per_second": flights / seconds,
-        "peak_rss_bytes": max(r.max_rss_bytes for r in runs),
-        "cpu_seconds": sum(r.cpu_seconds for r in runs),
-        "per_asset_seconds": per_asset_seconds(runs),
+        "peak_rss_bytes": run.max_rss_bytes,
+        "cpu_seconds": run.cpu_seconds,
+        "per_asset_seconds": run.step_seconds,
         "model_cutoffs": cutoffs,
-        "runs": [asdict(r) for r in runs],
+        "run": asdict(run),
     }
 
 
@@ -79,12 +83,12 @@ def figures_of(results: list[dict], span: str) -> list[Figure]:
             wall,
             info(f"  {scale}x flights per second", result["flights_per_second"], "flights/s"),
             at_most(
-                f"  {scale}x peak memory of a CLI run",
+                f"  {scale}x peak memory of the command",
                 result["peak_rss_bytes"] / 2**30,
                 TARGET_PEAK_GIB,
                 "GiB",
             ),
-            info(f"  {scale}x CPU time of all CLI runs", result["cpu_seconds"], "s"),
+            info(f"  {scale}x CPU time of the command", result["cpu_seconds"], "s"),
             *[
                 info(f"  {scale}x step {asset}", seconds, "s")
                 for asset, seconds in result["per_asset_seconds"].items()
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for scale in scales:
         print(f"backfilling {first}..{last} at {scale}x ...", flush=True)
-        results.append(backfill_at(graph, scale, first, last, args.cadence, args.keep))
+        results.append(backfill_at(graph, args.models, scale, first, last, args.cadence, args.keep))
         print(f"  {results[-1]['seconds']:.1f} s", flush=True)
     figures = figures_of(results, f"{first}..{last}")
     models = ", ".join(m.split("/")[0] for m in graph.models)
