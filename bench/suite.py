@@ -2,9 +2,9 @@
 
 `make bench` runs the full suite: the flights' year backfill with flight_delay alone (the graph
 the figures before the declarations measured) and with every flights model, electricity's,
-the flights at 10 and 100 times the volume, the replay of each dataset against never-retrained
-models and naive forecasts, 53 models at once, and a second `make run`; the summary adds up the
-year backfills of every dataset. `make bench-quick` runs a reduced one (ten
+every dataset's in one command, the flights at 10 and 100 times the volume, the replay of each
+dataset against never-retrained models and naive forecasts, 53 models at once, and a second
+`make run`. `make bench-quick` runs a reduced one (ten
 weeks of flights, 10 times the volume only, the 53 models' load time, a week of electricity's
 replay) that checks the harness in a few minutes. Each benchmark is its own process, so one
 that fails does not stop the others; the suite exits non-zero if any did.
@@ -19,7 +19,6 @@ import time
 
 from bench.harness import (
     Figure,
-    at_most,
     bench_dir,
     machine,
     measured_on,
@@ -31,6 +30,7 @@ FULL = [
     ["bench.backfill", "--dataset", "flights", "--models", "flight_delay"],
     ["bench.backfill", "--dataset", "flights"],
     ["bench.backfill", "--dataset", "electricity"],
+    ["bench.every_dataset"],
     ["bench.scale"],
     ["bench.replay_retraining", "--dataset", "flights"],
     ["bench.replay_retraining", "--dataset", "electricity"],
@@ -47,38 +47,14 @@ QUICK = [
 ]
 
 
-def every_dataset(records: list[dict]) -> Figure | None:
-    """The year backfill of every dataset's graph with all its models: the sum of their walls,
-    when this suite measured each of them."""
-    from assets import CATALOG
-    from bench.backfill import BACKFILL_SECONDS, TARGET_EVERY_DATASET_SECONDS, record_name
-
-    by_name = {content["benchmark"]: content for content in records}
-    names = [record_name(dataset.name, None, quick=False) for dataset in CATALOG.datasets]
-    if not all(name in by_name for name in names):
-        return None
-    walls = {name: by_name[name]["details"][BACKFILL_SECONDS] for name in names}
-    return at_most(
-        "year backfill of every dataset and model, walls added",
-        sum(walls.values()),
-        TARGET_EVERY_DATASET_SECONDS,
-        "s",
-        ", ".join(f"{name} {seconds:.1f} s" for name, seconds in walls.items()),
-    )
-
-
 def summary(since: float) -> str:
-    """Every figure table recorded by a benchmark of this suite (newer than `since`), and the
-    figures made of several of them."""
+    """Every figure table recorded by a benchmark of this suite (newer than `since`)."""
     records = [
         json.loads(path.read_text())
         for path in sorted(bench_dir().glob("*.json"))
         if path.stat().st_mtime >= since and not TIMESTAMPED.search(path.stem)
     ]
     blocks = []
-    combined = every_dataset(records)
-    if combined is not None:
-        blocks.append(table("Across the benchmarks", [combined]))
     for content in records:
         figures = [Figure(**f) for f in content.get("figures", [])]
         if figures:
