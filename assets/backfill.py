@@ -143,9 +143,11 @@ def names(tables) -> tuple[str, ...]:
     return tuple(t.name for t in tables)
 
 
-def prepare_instance(catalog: Catalog) -> dg.DagsterInstance:
-    """A DAGSTER_HOME under the data folder, configured from platform/dagster.yaml, with its
-    storage created and the training pool of each of the catalog's models limited.
+def prepare_instance(catalog: Catalog, reconfigure: bool = True) -> dg.DagsterInstance:
+    """The instance of DAGSTER_HOME (else one under the data folder), configured from
+    platform/dagster.yaml, with its storage created and the training pool of each of the
+    catalog's models limited. Without `reconfigure`, a DAGSTER_HOME configured already (a
+    production instance's `dagster.yaml`) is used as it is.
 
     Opening an instance creates its SQLite databases and their schema, and processes doing so at
     once race (`alembic ... more than one head`); so the instance is created here, in one
@@ -155,7 +157,8 @@ def prepare_instance(catalog: Catalog) -> dg.DagsterInstance:
     """
     home = settings.dagster_home()
     os.environ[settings.DAGSTER_HOME_ENV] = str(home)  # DagsterInstance.get() reads it
-    install_instance_config(home)
+    if reconfigure or not (home / "dagster.yaml").exists():
+        install_instance_config(home)
     instance = dg.DagsterInstance.get()
     for spec in catalog.models:
         instance.event_log_storage.initialize_concurrency_limit_to_default(training_pool(spec))

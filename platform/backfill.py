@@ -7,8 +7,9 @@ whole calendar by default): its registers, raw tables and features; its models a
 cutoffs in the range (`--cadence quarterly|monthly` adds a cutoff on the first of every third
 month or of every month after it); then their predictions, drift reports and quality from the
 first day each has a champion. Each step is one run over its whole range in the instance of
-DAGSTER_HOME (else the one `make run` uses), shown in the UI like any run and tagged
-`platform/backfill`; see `assets.backfill`. Stops at the first run that fails, naming it.
+DAGSTER_HOME as configured there (else the one `make run` uses), shown in the UI like any run
+and tagged `platform/backfill`; see `assets.backfill`. Stops at the first run that fails,
+naming it.
 
 A single `dagster asset materialize --partition-range` cannot do this (one range for every
 asset, so a model a day), and three of them pay the code location's start three times.
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             steps += backfill_steps(CATALOG, dataset, first, last, own, args.cadence)
         except ValueError as error:
             parser.error(str(error))
-    instance = prepare_instance(CATALOG)
+    instance = prepare_instance(CATALOG, reconfigure=False)
     every_asset = build_assets(CATALOG)
     # The code location lives as long as the process: frozen, the collector no longer walks it in
     # every full collection of the runs.

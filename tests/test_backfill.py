@@ -9,8 +9,9 @@ import dagster as dg
 from conftest import REPO_ROOT, platform_env
 
 from assets import CATALOG
-from assets.backfill import backfill_steps, training_cutoffs
+from assets.backfill import backfill_steps, prepare_instance, training_cutoffs
 from assets.keys import features_key, model_key, served_keys
+from resources.instance_storage import install_instance_config
 
 FLIGHTS = next(d for d in CATALOG.datasets if d.name == "flights")
 
@@ -50,6 +51,19 @@ def test_a_range_outside_the_calendar_is_refused_naming_the_dataset(tmp_path):
     assert result.returncode == 2
     assert "flights: the days 2013-01-01..2014-01-05 are not within" in result.stderr
     assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+def test_an_instance_configured_already_is_used_as_it_is(tmp_path, monkeypatch):
+    """A production DAGSTER_HOME keeps its own dagster.yaml; make run's is rewritten."""
+    home = tmp_path / "dagster_home"
+    install_instance_config(home)
+    config = home / "dagster.yaml"
+    config.write_text(config.read_text() + "# the operator's own\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with prepare_instance(CATALOG, reconfigure=False):
+        assert config.read_text().endswith("# the operator's own\n")
+    with prepare_instance(CATALOG):
+        assert not config.read_text().endswith("# the operator's own\n")
 
 
 def test_one_command_backfills_the_graph_in_runs_of_one_process(tmp_path):
