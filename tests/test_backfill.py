@@ -1,11 +1,13 @@
 """`platform/backfill.py` backfills a dataset's whole daily graph over a range in one command:
 the raw tables and features, the models at their cutoffs, then what the champions serve."""
 
+import runpy
 import subprocess
 import sys
 from datetime import date
 
 import dagster as dg
+import pytest
 from conftest import REPO_ROOT, platform_env
 
 from assets import CATALOG
@@ -14,6 +16,7 @@ from assets.keys import features_key, model_key, served_keys
 from resources.instance_storage import install_instance_config
 
 FLIGHTS = next(d for d in CATALOG.datasets if d.name == "flights")
+BACKFILL = runpy.run_path(str(REPO_ROOT / "platform" / "backfill.py"))
 
 
 def test_models_train_at_their_first_cutoff_then_at_the_cadence_and_serve_from_their_champion():
@@ -40,17 +43,13 @@ def test_models_train_at_their_first_cutoff_then_at_the_cadence_and_serve_from_t
     assert [s.first for s in later] == [date(2013, 6, 1)] * 2, "champions exist: no training"
 
 
-def test_a_range_outside_the_calendar_is_refused_naming_the_dataset(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "platform/backfill.py", "--datasets", "flights", "--to", "2014-01-05"],
-        cwd=REPO_ROOT,
-        env=platform_env(tmp_path),
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 2
-    assert "flights: the days 2013-01-01..2014-01-05 are not within" in result.stderr
-    assert not (tmp_path / "lake").exists(), "nothing ran"
+def test_a_range_outside_the_calendar_is_refused_naming_the_dataset(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    with pytest.raises(SystemExit) as refused:
+        BACKFILL["main"](["--datasets", "flights", "--to", "2014-01-05"])
+    assert refused.value.code == 2
+    assert "flights: the days 2013-01-01..2014-01-05 are not within" in capsys.readouterr().err
+    assert not (tmp_path / "dagster_home").exists(), "nothing ran"
 
 
 def test_an_instance_configured_already_is_used_as_it_is(tmp_path, monkeypatch):
