@@ -123,7 +123,8 @@ def training_cutoffs(
         day = month_start_after(max(catalog.first_cutoff(m) for m in models))
         while day <= last:
             if day >= first:
-                cutoffs.setdefault(day, list(models))
+                trained = cutoffs.setdefault(day, [])
+                trained += [m for m in models if m not in trained]
             day = add_months(day, months)
     return dict(sorted(cutoffs.items()))
 

@@ -4,6 +4,7 @@ the raw tables and features, the models at their cutoffs, then what the champion
 import runpy
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import date
 
 import dagster as dg
@@ -28,6 +29,15 @@ def test_models_train_at_their_first_cutoff_then_at_the_cadence_and_serve_from_t
     assert all(cutoffs[day] == models for day in cutoffs)
     monthly = training_cutoffs(CATALOG, models, date(2013, 4, 15), date(2013, 6, 30), "monthly")
     assert list(monthly) == [date(2013, 5, 1), date(2013, 6, 1)], "only cutoffs in the range"
+    later = replace(models[1], first_cutoff=date(2013, 4, 1))
+    staggered = training_cutoffs(
+        CATALOG, [models[0], later], date(2013, 1, 1), date(2013, 5, 31), "monthly"
+    )
+    assert staggered == {
+        date(2013, 3, 1): [models[0]],
+        date(2013, 4, 1): [later, models[0]],
+        date(2013, 5, 1): [models[0], later],
+    }, "a calendar cutoff on a model's first trains every model"
 
     steps = backfill_steps(CATALOG, FLIGHTS, date(2013, 1, 1), date(2013, 4, 30))
     first, *trained, served = steps
