@@ -20,7 +20,7 @@ location loads once rather than once per run, which is a few seconds of every ru
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -31,7 +31,7 @@ from assets.keys import features_key, model_key, served_keys
 from assets.model_pipeline import training_pool
 from assets.model_spec import ModelSpec
 from resources import settings
-from resources.dataset import Dataset
+from resources.dataset import Dataset, RawTable
 from resources.instance_storage import install_instance_config
 from sensors.run_tags import RANGE_END_TAG, RANGE_START_TAG
 
@@ -140,7 +140,7 @@ def add_months(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-def names(tables) -> tuple[str, ...]:
+def names(tables: Iterable[RawTable]) -> tuple[str, ...]:
     return tuple(t.name for t in tables)
 
 

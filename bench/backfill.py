@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         unpartitioned_run, naive_runs = naive_path(fast, naive, graph, sample)
         print(f"naive path: {len(naive_runs)} runs for {', '.join(sample)}", flush=True)
         equality = compare_paths(fast, naive, graph, sample)
-        model_runs = [r for r in fast_run.runs if set(r.assets) & set(graph.models)]
+        model_runs = [r for r in fast_run.runs if r.assets & set(graph.models)]
         naive_seconds = extrapolate_naive(
             naive_runs, unpartitioned_run, model_runs, graph, first, last
         )

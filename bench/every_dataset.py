@@ -3,9 +3,8 @@
 `platform/backfill.py` without arguments backfills every dataset over its whole calendar (the
 bundled data): each dataset's raw tables and features, each model's first version, and what the
 champions serve from then on, all in one process. The benchmark times that command in a fresh
-workspace and prints the time of each asset's steps, of Dagster around them and of the process's start
-beside the target.
-`bench/backfill.py` measures each dataset's graph on its own, with the naive path beside it.
+workspace and prints, beside the target, the time of each asset's steps, of Dagster around them
+and of the process's start. `bench/backfill.py` measures each dataset's graph on its own, with the naive path beside it.
 """
 
 import argparse

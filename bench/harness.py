@@ -174,9 +174,13 @@ class DagsterRun:
     """One Dagster run of a command: what it selected and how long it and its steps took."""
 
     run_id: str
-    assets: tuple[str, ...]  # those whose steps ran
     seconds: float  # from the run's start event to its end event
     step_seconds: dict[str, float]
+
+    @property
+    def assets(self) -> set[str]:
+        """The assets whose steps ran."""
+        return set(self.step_seconds)
 
 
 @dataclass
@@ -349,7 +353,6 @@ def dagster_run(instance: dg.DagsterInstance, run: dg.DagsterRun) -> DagsterRun:
     }
     return DagsterRun(
         run_id=run.run_id,
-        assets=tuple(sorted(steps)),
         seconds=stats.end_time - stats.start_time if stats.start_time and stats.end_time else 0.0,
         step_seconds=steps,
     )

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 import dagster as dg
 
 from bench.harness import DailyGraph, Workspace, code_location
+from sensors.run_tags import RANGE_END_TAG, RANGE_START_TAG
 
 # Gate failures and the like are reported by the benchmarks themselves.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 class InProcess:
@@ -39,7 +39,7 @@ class InProcess:
     ) -> dg.ExecuteInProcessResult:
         """One run of `keys` over first..last (one day when `last` is omitted), with the run
         config `ops` of its steps, if any."""
-        span = {} if first is None else {RANGE_START: first, RANGE_END: last or first}
+        span = {} if first is None else {RANGE_START_TAG: first, RANGE_END_TAG: last or first}
         return dg.materialize(
             self.assets,
             selection=list(keys),
