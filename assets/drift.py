@@ -38,6 +38,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from assets.catalog import Catalog
+from assets.evidently_pages import renderer
 from assets.keys import drift_key, features_key
 from assets.model_pipeline import champion_dep
 from assets.model_spec import ModelSpec
@@ -482,11 +483,9 @@ def render_report(
 ) -> bytes:
     """evidently's data-drift summary of one day as a page: counters, then the per-column table
     with both distributions and, per row, the two histograms side by side."""
-    from evidently.legacy.options.color_scheme import ColorOptions
-    from evidently.legacy.renderers import html_widgets as w
-    from evidently.legacy.utils.dashboard import TemplateParams, file_html_template
-
-    colors = ColorOptions()  # evidently's palette: reference grey, current red
+    evidently = renderer()
+    w = evidently.widgets
+    colors = evidently.colors.ColorOptions()  # evidently's palette: reference grey, current red
     share = drift_share(columns)
     drifted = sum(c.drifted for c in columns)
     tested = sum(c.tested for c in columns)
@@ -553,8 +552,8 @@ def render_report(
     graphs = {g.id: _plain(g) for g in table.get_additional_graphs()}
     table.additionalGraphs = []  # passed once, as `graphs`, rather than serialized twice
     scripts = f"../{REPORT_ASSETS}"
-    page = file_html_template(
-        TemplateParams(
+    page = evidently.template.file_html_template(
+        evidently.template.TemplateParams(
             dashboard_id=f"drift_{day.strftime('%Y%m%d')}",
             dashboard_info=_plain_dashboard()(name=f"{spec.name} feature drift", widgets=widgets),
             additional_graphs=graphs,
@@ -609,9 +608,8 @@ def _plain(widget) -> dict:
 @cache
 def _plain_dashboard() -> type:
     """evidently's `DashboardInfo`, whose widgets become data as `_plain` makes them."""
-    from evidently.legacy.model.dashboard import DashboardInfo
 
-    class PlainDashboard(DashboardInfo):
+    class PlainDashboard(renderer().dashboard.DashboardInfo):
         def dict(self, **_) -> dict:
             return {"name": self.name, "widgets": [_plain(widget) for widget in self.widgets]}
 
@@ -655,9 +653,7 @@ def _percent(share: float) -> str:
 def _report_script() -> str:
     """Named by evidently's version, so an upgrade writes its script beside the old one and older
     reports keep the script they were made with."""
-    import evidently
-
-    return f"evidently-{evidently.__version__}.js"
+    return f"evidently-{renderer().version.__version__}.js"
 
 
 @cache
@@ -665,9 +661,7 @@ def _report_assets() -> dict[str, bytes]:
     """evidently's page script and icon font, as shipped with evidently."""
     from pathlib import Path
 
-    from evidently.legacy.utils.dashboard import STATIC_PATH
-
-    static = Path(STATIC_PATH)
+    static = Path(renderer().template.STATIC_PATH)
     return {
         _report_script(): (static / "index.js").read_bytes(),
         REPORT_FONT: (static / REPORT_FONT).read_bytes(),
