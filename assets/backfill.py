@@ -7,7 +7,8 @@ order, each over its whole range (every daily asset backfills a range in one run
 1. the dataset's registers, raw tables and the features of its models, over the range;
 2. each model at each training cutoff in the range: its first cutoff (the version `make run`
    trains), and with a cadence the first day of every third month or of every month after it;
-3. predictions, drift reports and quality of each model, from the first day it has a champion.
+3. predictions and quality of each model, from the first day it has a champion, and beside
+   them its drift reports, which read the features and the champion but not the predictions.
 
 Notebooks are not part of it: they run in runs of their own after what they follow
 (`assets.automation`), and nothing else reads them.
@@ -15,19 +16,27 @@ Notebooks are not part of it: they run in runs of their own after what they foll
 The runs are those `dagster asset materialize --partition-range` would launch, with the same
 partitions, events and metadata in the instance, but started from this process: the code
 location loads once rather than once per run, which is a few seconds of every run's start.
+
+Most of a run is one Python thread, so work that shares nothing runs side by side on a machine
+of several cores: datasets (`side_by_side`), and within a dataset a step that does not need the
+one before it (`Step.beside_previous`), in a child process started with that step
+(`run_steps`'s `beside`).
 """
 
+import itertools
 import os
+import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
 
 from assets.catalog import Catalog
-from assets.keys import features_key, model_key, served_keys
+from assets.keys import drift_key, features_key, model_key, predictions_key, quality_key
 from assets.model_pipeline import training_pool
 from assets.model_spec import ModelSpec
 from resources import settings
@@ -52,6 +61,7 @@ class Step:
     first: date
     last: date
     unpartitioned: tuple[str, ...] = ()
+    beside_previous: bool = False  # needs nothing of the step before it: may run beside it
 
     @property
     def span(self) -> str:
@@ -96,16 +106,24 @@ def backfill_steps(
         if start <= last:
             serving.setdefault(start, []).append(spec)
     for start, specs in sorted(serving.items()):
-        keys = tuple(k.to_user_string() for m in specs for k in served_keys(m))
-        steps.append(
+        served = [k for m in specs for k in (predictions_key(m), quality_key(m))]
+        steps += [
             Step(
-                f"{dataset.name}: predictions, drift reports, quality",
-                keys,
+                f"{dataset.name}: predictions, quality",
+                names(served),
                 dataset.partitions,
                 start,
                 last,
-            )
-        )
+            ),
+            Step(
+                f"{dataset.name}: drift reports",
+                names(drift_key(m) for m in specs),
+                dataset.partitions,
+                start,
+                last,
+                beside_previous=True,
+            ),
+        ]
     return steps
 
 
@@ -140,8 +158,9 @@ def add_months(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-def names(tables: Iterable[RawTable]) -> tuple[str, ...]:
-    return tuple(t.name for t in tables)
+def names(things: Iterable[RawTable | dg.AssetKey]) -> tuple[str, ...]:
+    """Tables by name, asset keys as a user writes them."""
+    return tuple(t.to_user_string() if isinstance(t, dg.AssetKey) else t.name for t in things)
 
 
 def prepare_instance(catalog: Catalog, reconfigure: bool = True) -> dg.DagsterInstance:
@@ -189,15 +208,30 @@ def run_steps(
     steps: Sequence[Step],
     resources: Mapping[str, object],
     tags: Mapping[str, str],
+    *,
     keep_done: bool = False,
+    beside: Callable[[int], Sequence[str]] | None = None,
+    only: int | None = None,
 ) -> int:
     """Each step as one run, in order, printing a line per run; 1 at the first that fails.
-    With `keep_done`, a step whose partitions all exist already is skipped."""
+    With `keep_done`, a step whose partitions all exist already is skipped. With `beside`, the
+    command that runs step i alone (`only` i), a step that may run beside the one before it
+    runs in a child process started with that step, and is waited for before the next."""
     for number, step in enumerate(steps, start=1):
         prefix = f"[{number}/{len(steps)}] {step.label}{step.span}"
+        if only is not None and number - 1 != only:
+            continue
+        if beside is not None and step.beside_previous:
+            continue  # started with the step before
         if keep_done and already_done(instance, step):
             print(f"{prefix}: already materialized, kept")
             continue
+        companions = []
+        if beside is not None:
+            following = range(number, len(steps))
+            for index in itertools.takewhile(lambda i: steps[i].beside_previous, following):
+                print(f"[{index + 1}/{len(steps)}] {steps[index].label}: beside it", flush=True)
+                companions.append(subprocess.Popen(list(beside(index))))
         print(f"{prefix}: materializing ...", flush=True)
         started = time.perf_counter()
         span = {RANGE_START_TAG: step.first.isoformat(), RANGE_END_TAG: step.last.isoformat()}
@@ -210,8 +244,22 @@ def run_steps(
             run_config=QUIET,
             raise_on_error=False,
         )
+        failed = [child for child in companions if child.wait() != 0]
         if not result.success:
             print(f"{prefix}: FAILED; see run {result.run_id} in the UI", file=sys.stderr)
             return 1
         print(f"{prefix}: done in {time.perf_counter() - started:.1f}s", flush=True)
+        if failed:
+            return 1
     return 0
+
+
+def side_by_side(own: Callable[[], int], commands: Sequence[Sequence[str]], at_once: int) -> int:
+    """`own` in this process while `commands` run as child processes, at most `at_once` of
+    all of them at a time (`own` included); 0 when every one succeeded, else 1. Each child
+    writes to this process's terminal, and is waited for even when `own` fails."""
+    with ThreadPoolExecutor(max(1, at_once - 1)) as pool:
+        children = [pool.submit(subprocess.call, list(command)) for command in commands]
+        codes = [own()]
+        codes += [child.result() for child in children]
+    return int(any(codes))

@@ -1,9 +1,11 @@
 """`platform/backfill.py` backfills a dataset's whole daily graph over a range in one command:
 the raw tables and features, the models at their cutoffs, then what the champions serve."""
 
+import argparse
 import runpy
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from datetime import date
 
@@ -12,8 +14,8 @@ import pytest
 from conftest import REPO_ROOT, platform_env
 
 from assets import CATALOG
-from assets.backfill import backfill_steps, prepare_instance, training_cutoffs
-from assets.keys import features_key, model_key, served_keys
+from assets.backfill import backfill_steps, prepare_instance, side_by_side, training_cutoffs
+from assets.keys import drift_key, features_key, model_key, served_keys
 from resources.instance_storage import install_instance_config
 
 FLIGHTS = next(d for d in CATALOG.datasets if d.name == "flights")
@@ -40,17 +42,22 @@ def test_models_train_at_their_first_cutoff_then_at_the_cadence_and_serve_from_t
     }, "a calendar cutoff on a model's first trains every model"
 
     steps = backfill_steps(CATALOG, FLIGHTS, date(2013, 1, 1), date(2013, 4, 30))
-    first, *trained, served = steps
+    first, *trained, served, drift = steps
     assert (first.first, first.last) == (date(2013, 1, 1), date(2013, 4, 30))
     assert {t.name for t in FLIGHTS.registers + FLIGHTS.daily_tables} <= set(first.keys)
     assert {features_key(m).to_user_string() for m in models} <= set(first.keys)
     assert [(s.first, s.last) for s in trained] == [(first_cutoff, first_cutoff)]
     assert set(trained[0].keys) == {model_key(m).to_user_string() for m in models}
+    assert (served.first, served.last) == (drift.first, drift.last)
     assert (served.first, served.last) == (first_cutoff, date(2013, 4, 30))
-    assert set(served.keys) == {k.to_user_string() for m in models for k in served_keys(m)}
+    assert set(served.keys + drift.keys) == {
+        k.to_user_string() for m in models for k in served_keys(m)
+    }
+    assert set(drift.keys) == {drift_key(m).to_user_string() for m in models}
+    assert drift.beside_previous and not any(s.beside_previous for s in steps[:-1])
 
     later = backfill_steps(CATALOG, FLIGHTS, date(2013, 6, 1), date(2013, 6, 30))
-    assert [s.first for s in later] == [date(2013, 6, 1)] * 2, "champions exist: no training"
+    assert [s.first for s in later] == [date(2013, 6, 1)] * 3, "champions exist: no training"
 
 
 def test_a_range_outside_the_calendar_is_refused_naming_the_dataset(tmp_path, monkeypatch, capsys):
@@ -75,20 +82,23 @@ def test_an_instance_configured_already_is_used_as_it_is(tmp_path, monkeypatch):
         assert not config.read_text().endswith("# the operator's own\n")
 
 
-def test_one_command_backfills_the_graph_in_runs_of_one_process(tmp_path):
+def test_one_command_backfills_the_graph_one_run_a_step_drift_beside_predictions(tmp_path):
     """flight_delay over January and February and two days of March, from the synthetic source:
-    its first version at 03-01 and what it serves from then on, each step one run."""
+    its first version at 03-01 and what it serves from then on, each step one run, the drift
+    reports' run from a second process beside the predictions'."""
     env = platform_env(tmp_path)
     command = [sys.executable, "platform/backfill.py", "--models", "flight_delay"]
     command += ["--from", "2013-01-01", "--to", "2013-03-02"]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count(": done in") == 3
+    assert result.stdout.count(": done in") == 4
+    assert "[4/4] flights: drift reports: beside it" in result.stdout
+    assert "[4/4] flights: drift reports 2013-03-01..2013-03-02: done in" in result.stdout
 
     spec = CATALOG.model("flight_delay")
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         runs = instance.get_run_records()
-        assert len(runs) == 3
+        assert len(runs) == 4
         assert all(r.dagster_run.tags["platform/backfill"] == "true" for r in runs)
         days = FLIGHTS.partitions.get_partition_keys_in_range(
             dg.PartitionKeyRange("2013-01-01", "2013-03-02")
@@ -100,3 +110,59 @@ def test_one_command_backfills_the_graph_in_runs_of_one_process(tmp_path):
         assert instance.get_materialized_partitions(model_key(spec)) == {"2013-03-01"}
         for key in served_keys(spec):
             assert instance.get_materialized_partitions(key) == {"2013-03-01", "2013-03-02"}
+
+
+def test_datasets_run_side_by_side_at_most_jobs_at_a_time_and_any_failure_fails(tmp_path):
+    """The first dataset here while the others run as children, one at a time beside it when
+    two may run at once; every child is waited for, and one that fails fails the command."""
+    spans = tmp_path / "spans"
+
+    def child(name: str, code: int) -> list[str]:
+        record = (
+            "import sys, time; start = time.time(); time.sleep(0.5); "
+            f"open({str(spans)!r}, 'a').write(f'{name} {{start}} {{time.time()}}\\n'); "
+            f"sys.exit({code})"
+        )
+        return [sys.executable, "-c", record]
+
+    def own() -> int:
+        start = time.time()
+        time.sleep(0.5)
+        spans.open("a").write(f"own {start} {time.time()}\n")
+        return 0
+
+    assert side_by_side(own, [child("first", 0), child("second", 3)], at_once=2) == 1
+    ran = {
+        name: (float(a), float(b))
+        for name, a, b in map(str.split, spans.read_text().split("\n")[:-1])
+    }
+    assert ran["own"][0] < ran["first"][1] and ran["first"][0] < ran["own"][1], "side by side"
+    assert ran["second"][0] >= ran["first"][1], "two at a time: the second child waits"
+    assert side_by_side(lambda: 0, [child("third", 0)], at_once=3) == 0
+    assert side_by_side(lambda: 1, [child("fourth", 0)], at_once=2) == 1
+    assert "fourth" in spans.read_text(), "a child runs to its end when this process fails"
+
+
+def test_a_dataset_of_its_own_process_gets_the_options_given_for_it():
+    given = argparse.Namespace(
+        models=["flight_delay", "demand_forecast"],
+        first=date(2014, 1, 1),
+        last=None,
+        cadence="monthly",
+    )
+    command = BACKFILL["dataset_command"](given, "electricity")
+    assert command[1].endswith("platform/backfill.py")
+    assert command[2:] == [
+        "--datasets",
+        "electricity",
+        "--jobs",
+        "1",
+        "--cadence",
+        "monthly",
+        "--models",
+        "demand_forecast",
+        "--from",
+        "2014-01-01",
+    ]
+    alone = argparse.Namespace(models=None, first=None, last=None, cadence="first")
+    assert "--models" not in BACKFILL["dataset_command"](alone, "flights")
