@@ -1,13 +1,14 @@
 """Year backfill of one dataset's daily graph on the bundled data, against the naive path.
 
 The fast path is what a user types after a feature change: one `platform/backfill.py` over the
-span, one process launching one run per step, each over its whole range
-(`BackfillPolicy.single_run()`; see `assets.backfill`):
+span, launching one run per step, each over its whole range (`BackfillPolicy.single_run()`; see
+`assets.backfill`):
 
 1. every asset models are trained from over the whole year: the raw tables, the features, and
    the unpartitioned registers they read (the flights' plane register runs once in the same run);
 2. the models, one run per training cutoff (the backfill cadence, below);
-3. every daily asset that needs a champion (predictions, drift, quality) from the first cutoff on.
+3. every daily asset that needs a champion from the first cutoff on: predictions and quality,
+   and the drift reports in a run of their own beside them, from a second process.
 
 The graph is the dataset's with every model of it (flights: `flight_delay` and `arrival_delay`,
 which reads flight_delay's features; electricity: `demand_forecast`), or the models `--models`
@@ -108,7 +109,7 @@ def fast_backfill(
     last: str,
     cadence: str,
 ) -> CliRun:
-    """The whole daily graph for first..last: `platform/backfill.py`, one process."""
+    """The whole daily graph for first..last: `platform/backfill.py`."""
     arguments = ["--datasets", graph.dataset, "--from", first, "--to", last, "--cadence", cadence]
     return space.backfill("backfill", arguments + (["--models", *models] if models else []))
 
@@ -122,8 +123,9 @@ def empty(name: str, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition
 
 
 def dagster_floor(space: Workspace, graph: DailyGraph, first: str, last: str) -> float:
-    """What Dagster alone costs for the backfill's two range runs: the same number of daily
-    assets, empty, over the same ranges, run in this process against the same instance."""
+    """What Dagster alone costs for the backfill's range runs: the same number of daily assets,
+    empty, over the same ranges (those after the models in one run), run in this process
+    against the same instance."""
     end = date.fromisoformat(graph.last_day) + timedelta(days=1)
     partitions = dg.DailyPartitionsDefinition(start_date=graph.first_day, end_date=end.isoformat())
 
@@ -307,12 +309,12 @@ def main(argv: list[str] | None = None) -> int:
         ),
         info(
             "  the command's start-up and exit, outside the runs",
-            backfill_seconds - fast_run.run_seconds,
+            backfill_seconds - fast_run.seconds_in_runs,
             "s",
-            f"one process, {len(fast_run.runs)} runs",
+            f"{len(fast_run.runs)} runs, drift beside predictions in a second process",
         ),
         info(
-            "  Dagster alone for its two range runs",
+            "  Dagster alone for its range runs",
             floor_seconds,
             "s",
             "the same daily assets, empty, same ranges and instance, in process",
@@ -365,8 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, seconds in ticks["seconds"].items()
         ],
         info(
-            "peak memory of a command",
-            max(r.max_rss_bytes for r in [fast_run, *naive_runs]) / 2**20,
+            "peak memory of a command, its processes together",
+            max(r.peak_tree_rss_bytes for r in [fast_run, *naive_runs]) / 2**20,
             "MiB",
         ),
     ]

@@ -4,8 +4,9 @@ graph read from the definitions, figures with their targets, and the JSON record
 A workspace is a temporary folder holding its own `PLATFORM_DATA_DIR` (lake, warehouse) and
 `DAGSTER_HOME` (a copy of `platform/dagster.yaml`, SQLite storage), so every benchmark starts
 from nothing and never touches `.data/`. Each `dagster asset materialize` is a child process:
-its wall time is measured around it, and its peak resident memory comes from the kernel's
-accounting of that child (`os.wait4`), which includes any process it waited for.
+its wall time is measured around it. Its peak resident memory is that of its processes together
+(a command may run several at once), sampled every `MEMORY_SAMPLE_SECONDS`; the kernel's
+accounting (`os.wait4`) gives its CPU time and the peak of its largest process.
 """
 
 import json
@@ -19,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,6 +31,7 @@ from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
+import psutil
 
 from resources.instance_storage import install_instance_config
 from resources.settings import REPO_ROOT, data_dir
@@ -42,6 +45,8 @@ BACKFILL = "platform/backfill.py"
 # Variables that would point a benchmark at the user's own data or source.
 INHERITED_PLATFORM_VARIABLES = ("PLATFORM_", "DAGSTER_HOME")
 LOG_TAIL_LINES = 40
+# How often a command's memory is read: a peak shorter than this can be missed.
+MEMORY_SAMPLE_SECONDS = 0.1
 # How busy the machine was when the benchmark started (1-minute load average), for its record.
 LOAD_AT_START = os.getloadavg()[0]
 
@@ -176,6 +181,7 @@ class DagsterRun:
     run_id: str
     seconds: float  # from the run's start event to its end event
     step_seconds: dict[str, float]
+    started: float = 0.0  # the start event's time (seconds since the epoch)
 
     @property
     def assets(self) -> set[str]:
@@ -191,13 +197,26 @@ class CliRun:
     label: str
     command: str
     seconds: float
-    max_rss_bytes: int
+    max_rss_bytes: int  # the largest of its processes, from the kernel
     cpu_seconds: float
+    peak_tree_rss_bytes: int  # its processes together, sampled
     runs: list[DagsterRun] = field(default_factory=list)
 
     @property
     def run_seconds(self) -> float:
+        """The runs' durations added up."""
         return sum(r.seconds for r in self.runs)
+
+    @property
+    def seconds_in_runs(self) -> float:
+        """The time during which at least one of the runs was going: runs of datasets side by
+        side overlap."""
+        covered, reached = 0.0, float("-inf")
+        for run in sorted(self.runs, key=lambda r: r.started):
+            end = run.started + run.seconds
+            covered += max(0.0, end - max(run.started, reached))
+            reached = max(reached, end)
+        return covered
 
     @property
     def step_seconds(self) -> dict[str, float]:
@@ -289,12 +308,15 @@ class Workspace:
             child = subprocess.Popen(
                 command, cwd=REPO_ROOT, env=self.env(), stdout=output, stderr=subprocess.STDOUT
             )
+            memory = TreeMemory(child.pid)
             try:
                 _, status, usage = os.wait4(child.pid, 0)
             except BaseException:  # interrupted: do not leave the run going on its own
                 child.kill()
                 child.wait()
                 raise
+            finally:
+                peak_tree = memory.stop()
             seconds = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode != 0:
@@ -314,12 +336,13 @@ class Workspace:
             seconds=seconds,
             max_rss_bytes=usage.ru_maxrss * 1024,  # Linux reports kilobytes
             cpu_seconds=usage.ru_utime + usage.ru_stime,
+            peak_tree_rss_bytes=max(peak_tree, usage.ru_maxrss * 1024),
             runs=[dagster_run(self.instance, launched_run) for launched_run in launched],
         )
         self.runs.append(run)
         print(
             f"  {label}: {seconds:.1f} s ({len(run.runs)} runs {run.run_seconds:.1f} s, "
-            f"CPU {run.cpu_seconds:.1f} s, peak {run.max_rss_bytes / 2**20:.0f} MiB)",
+            f"CPU {run.cpu_seconds:.1f} s, peak {run.peak_tree_rss_bytes / 2**20:.0f} MiB)",
             flush=True,
         )
         return run
@@ -329,6 +352,33 @@ class Workspace:
             self.instance.dispose()
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+class TreeMemory:
+    """The peak of the resident memory of a process and its descendants together, sampled on a
+    thread until `stop`."""
+
+    def __init__(self, pid: int):
+        self.root = psutil.Process(pid)
+        self.peak = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+
+    def sample(self) -> None:
+        while not self.stopping.wait(MEMORY_SAMPLE_SECONDS):
+            total = 0
+            try:
+                for process in [self.root, *self.root.children(recursive=True)]:
+                    total += process.memory_info().rss
+            except psutil.Error:  # a process ended between the listing and the reading
+                continue
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> int:
+        self.stopping.set()
+        self.thread.join()
+        return self.peak
 
 
 @contextmanager
@@ -355,6 +405,7 @@ def dagster_run(instance: dg.DagsterInstance, run: dg.DagsterRun) -> DagsterRun:
         run_id=run.run_id,
         seconds=stats.end_time - stats.start_time if stats.start_time and stats.end_time else 0.0,
         step_seconds=steps,
+        started=stats.start_time or 0.0,
     )
 
 
