@@ -4,6 +4,7 @@ other use of evidently in the process."""
 import subprocess
 import sys
 
+from assets.evidently_pages import names_bound
 from resources import settings
 
 # Each check starts a fresh interpreter: the test process may have imported evidently whole.
@@ -55,3 +56,39 @@ import evidently
 assert evidently.Report and evidently.__version__
 """
     )
+
+
+def test_a_probe_for_a_name_the_package_lacks_does_not_initialise_it():
+    """`pickle.whichmodule` (copied by skops, run when skops is imported) looks for a name in
+    every loaded module."""
+    run_python(
+        RENDERER_FIRST
+        + """
+import pickle
+import numpy
+assert getattr(sys.modules["evidently"], "agm", None) is None
+assert pickle.whichmodule(numpy.add, "add") == "numpy"
+import skops.io
+assert "evidently.ui" not in sys.modules, "a probe ran the package's __init__"
+import evidently
+assert evidently.__version__ and "evidently.ui" in sys.modules
+"""
+    )
+
+
+def test_the_names_a_module_binds_are_read_from_its_source():
+    source = """
+import a.b as c, d.e
+try:
+    from x import y
+except ImportError:
+    y = None
+for i in range(3):
+    pass
+def f():
+    local = 1
+class K:
+    attr = 2
+"""
+    assert names_bound(source) == {"c", "d", "y", "i", "f", "K"}
+    assert names_bound("from m import *") is None, "unknowable: every name initialises"
