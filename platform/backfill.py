@@ -12,8 +12,9 @@ and tagged `platform/backfill`; see `assets.backfill`. A dataset stops at its fi
 fails, naming it.
 
 Datasets are backfilled side by side, `--jobs` at a time (by default as many as the machine has
-cores): the first in this process, each other one by this command in a process of its own. A
-dataset backfilled alone runs its drift reports in a second process beside its predictions.
+cores): the first in this process, each other one by this command in a process of its own.
+Unless `--jobs` is 1, each dataset also runs its drift reports in a second process beside its
+predictions.
 
 A single `dagster asset materialize --partition-range` cannot do this (one range for every
 asset, so a model a day), and three of them pay the code location's start three times.
@@ -98,14 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         return backfill(instance, plans[name], only=args.step)
     if args.jobs == 1:
         return backfill(instance, [step for name in names for step in plans[name]])
-    if len(names) == 1:
-        [name] = names
-        return backfill(
-            instance, plans[name], lambda i: [*dataset_command(args, name), "--step", str(i)]
-        )
     first, *others = names
+
+    def beside(step: int) -> list[str]:
+        return [*dataset_command(args, first), "--step", str(step)]
+
     commands = [dataset_command(args, name) for name in others]
-    return side_by_side(lambda: backfill(instance, plans[first]), commands, args.jobs)
+    return side_by_side(lambda: backfill(instance, plans[first], beside), commands, args.jobs)
 
 
 def backfill(
@@ -137,7 +137,8 @@ def backfill(
 
 def dataset_command(args: argparse.Namespace, dataset: str) -> list[str]:
     """This command for `dataset` alone, with the options given for it."""
-    command = [sys.executable, os.path.abspath(__file__), "--datasets", dataset, "--jobs", "1"]
+    command = [sys.executable, os.path.abspath(__file__), "--datasets", dataset]
+    command += ["--jobs", str(args.jobs)]
     command += ["--cadence", args.cadence]
     if args.models is not None:
         own = [m for m in args.models if CATALOG.dataset_of(CATALOG.model(m)).name == dataset]

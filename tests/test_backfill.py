@@ -149,6 +149,7 @@ def test_a_dataset_of_its_own_process_gets_the_options_given_for_it():
         first=date(2014, 1, 1),
         last=None,
         cadence="monthly",
+        jobs=2,
     )
     command = BACKFILL["dataset_command"](given, "electricity")
     assert command[1].endswith("platform/backfill.py")
@@ -156,7 +157,7 @@ def test_a_dataset_of_its_own_process_gets_the_options_given_for_it():
         "--datasets",
         "electricity",
         "--jobs",
-        "1",
+        "2",
         "--cadence",
         "monthly",
         "--models",
@@ -164,5 +165,5 @@ def test_a_dataset_of_its_own_process_gets_the_options_given_for_it():
         "--from",
         "2014-01-01",
     ]
-    alone = argparse.Namespace(models=None, first=None, last=None, cadence="first")
+    alone = argparse.Namespace(models=None, first=None, last=None, cadence="first", jobs=1)
     assert "--models" not in BACKFILL["dataset_command"](alone, "flights")
