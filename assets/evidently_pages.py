@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import sys
 import threading
+from functools import cache
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -36,8 +37,10 @@ MODULES = {
 _loading = threading.RLock()
 
 
+@cache
 def renderer() -> SimpleNamespace:
-    """The modules of `MODULES`, as attributes named by its keys."""
+    """The modules of `MODULES`, as attributes named by its keys; looked up once, as every
+    report of a year's run asks for them."""
     with _loading:
         if PACKAGE in sys.modules:
             return _imported()
