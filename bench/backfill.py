@@ -63,6 +63,7 @@ from bench.harness import (
     report,
     spread,
     stop_cleanly_on_sigterm,
+    time_figures,
     workspace,
 )
 from sensors.run_tags import RANGE_END_TAG, RANGE_START_TAG
@@ -288,7 +289,6 @@ def main(argv: list[str] | None = None) -> int:
     differing = [
         f"{t} {v.removeprefix('DIFFERENT: ')}" for t, v in equality.items() if v != "equal"
     ]
-    per_asset = fast_run.step_seconds
     span_text = f"{first}..{last}"
     per_cutoff = statistics.mean(r.seconds for r in model_runs)
     monthly = len(model_cutoffs("monthly", graph, first, last))
@@ -301,17 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         if headline
         else info(wall, backfill_seconds, "s", about),
         info("  CPU time of the command", fast_run.cpu_seconds, "s"),
-        *[info(f"  step {asset}", seconds, "s") for asset, seconds in per_asset.items()],
-        info(
-            "  Dagster inside the runs, outside the steps",
-            fast_run.run_seconds - sum(per_asset.values()),
-            "s",
-        ),
-        info(
-            "  the command's start-up and exit, outside the runs",
-            backfill_seconds - fast_run.seconds_in_runs,
-            "s",
-            f"{len(fast_run.runs)} runs, drift beside predictions in a second process",
+        *time_figures(
+            fast_run, f"{len(fast_run.runs)} runs, drift beside predictions in a second process"
         ),
         info(
             "  Dagster alone for its range runs",

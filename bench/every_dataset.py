@@ -3,9 +3,10 @@
 `platform/backfill.py` without arguments backfills every dataset over its whole calendar (the
 bundled data): each dataset's raw tables and features, each model's first version, and what the
 champions serve from then on, the datasets side by side (the first in the command's process,
-the other in a child of it). The benchmark times that command in a fresh
-workspace and prints, beside the target, the time of each asset's steps, of Dagster around them
-and of the process's start. `bench/backfill.py` measures each dataset's graph on its own, with the naive path beside it.
+the other in a child of it, each with its drift reports in a process beside its predictions).
+The benchmark times that command in a fresh workspace and prints, beside the target, the time of
+each asset's steps, of Dagster around them and of the command outside its runs.
+`bench/backfill.py` measures each dataset's graph on its own, with the naive path beside it.
 """
 
 import argparse
@@ -13,7 +14,14 @@ import sys
 import time
 from dataclasses import asdict
 
-from bench.harness import at_most, info, report, stop_cleanly_on_sigterm, workspace
+from bench.harness import (
+    at_most,
+    info,
+    report,
+    stop_cleanly_on_sigterm,
+    time_figures,
+    workspace,
+)
 
 TARGET_EVERY_DATASET_SECONDS = 60.0
 
@@ -34,17 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             "s",
             f"platform/backfill.py, {len(run.runs)} runs, datasets side by side",
         ),
-        *[info(f"  step {asset}", seconds, "s") for asset, seconds in run.step_seconds.items()],
-        info(
-            "  Dagster inside the runs, outside the steps",
-            run.run_seconds - sum(run.step_seconds.values()),
-            "s",
-        ),
-        info(
-            "  the command's start-up and exit, outside the runs",
-            run.seconds - run.seconds_in_runs,
-            "s",
-        ),
+        *time_figures(run),
         info(
             "  peak memory of the command",
             run.peak_tree_rss_bytes / 2**20,

@@ -464,6 +464,26 @@ def info(name: str, value: float | str | bool, unit: str = "", note: str = "") -
     return Figure(name, value, unit, note=note)
 
 
+def time_figures(run: CliRun, note: str = "") -> list[Figure]:
+    """Where a command's wall time went: each asset's steps, Dagster inside its runs around
+    them, and the command outside its runs (with `note`)."""
+    steps = run.step_seconds
+    return [
+        *[info(f"  step {asset}", seconds, "s") for asset, seconds in steps.items()],
+        info(
+            "  Dagster inside the runs, outside the steps",
+            run.run_seconds - sum(steps.values()),
+            "s",
+        ),
+        info(
+            "  the command's start-up and exit, outside the runs",
+            run.seconds - run.seconds_in_runs,
+            "s",
+            note,
+        ),
+    ]
+
+
 def render(value: float | bool | str) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
