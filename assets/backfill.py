@@ -23,7 +23,6 @@ one before it (`Step.beside_previous`), in a child process started with that ste
 (`run_steps`'s `beside`).
 """
 
-import itertools
 import os
 import subprocess
 import sys
@@ -31,7 +30,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -85,40 +85,43 @@ def backfill_steps(
         )
     chosen = list(catalog.models_of(dataset) if models is None else models)
     computing = {catalog.features_owner(m).name: catalog.features_owner(m) for m in chosen}
-    steps = [
-        Step(
-            f"{dataset.name}: registers, raw tables and features",
-            names(dataset.registers)
-            + names(dataset.daily_tables)
-            + tuple(features_key(m).to_user_string() for m in computing.values()),
-            dataset.partitions,
-            first,
-            last,
-            unpartitioned=names(dataset.registers),
-        )
-    ]
-    for cutoff, trained in training_cutoffs(catalog, chosen, first, last, cadence).items():
+    registers = names(dataset.registers)
+    daily = names(dataset.daily_tables) + tuple(
+        features_key(m).to_user_string() for m in computing.values()
+    )
+
+    def step(label: str, keys: tuple[str, ...], start: date, end: date, **kind: Any) -> Step:
+        return Step(f"{dataset.name}: {label}", keys, dataset.partitions, start, end, **kind)
+
+    cutoffs = training_cutoffs(catalog, chosen, first, last, cadence)
+    earliest = min(cutoffs, default=first)
+    ingest = "registers, raw tables and features"
+    steps = [step(ingest, registers + daily, first, last, unpartitioned=registers)]
+    if earliest != first:
+        # The first models train on the days before their cutoff only, so the days from the
+        # cutoff on are ingested in a run of their own that the models may run beside.
+        before = earliest - timedelta(days=1)
+        steps = [
+            step(ingest, registers + daily, first, before, unpartitioned=registers),
+            step("raw tables and features", daily, earliest, last),
+        ]
+    for cutoff, trained in cutoffs.items():
         keys = tuple(model_key(m).to_user_string() for m in trained)
-        steps.append(Step(f"{dataset.name}: models", keys, dataset.partitions, cutoff, cutoff))
+        steps.append(
+            step("models", keys, cutoff, cutoff, beside_previous=cutoff == earliest != first)
+        )
     serving: dict[date, list[ModelSpec]] = {}
     for spec in chosen:
         start = max(first, catalog.first_cutoff(spec))
         if start <= last:
             serving.setdefault(start, []).append(spec)
     for start, specs in sorted(serving.items()):
-        served = [k for m in specs for k in (predictions_key(m), quality_key(m))]
+        served = names(k for m in specs for k in (predictions_key(m), quality_key(m)))
         steps += [
-            Step(
-                f"{dataset.name}: predictions, quality",
-                names(served),
-                dataset.partitions,
-                start,
-                last,
-            ),
-            Step(
-                f"{dataset.name}: drift reports",
+            step("predictions, quality", served, start, last),
+            step(
+                "drift reports",
                 names(drift_key(m) for m in specs),
-                dataset.partitions,
                 start,
                 last,
                 beside_previous=True,
@@ -202,6 +205,41 @@ def already_done(instance: dg.DagsterInstance, step: Step) -> bool:
     return True
 
 
+class Companion:
+    """A step run by a child process beside the step before it. The child is started a step
+    ahead of its turn, so that its start (importing Dagster and loading the code location,
+    about 2 s) overlaps the steps before; it then waits for a line on its standard input
+    (`await_turn`), and an end of input tells it to leave without running."""
+
+    def __init__(self, command: Sequence[str]):
+        self.process = subprocess.Popen(list(command), stdin=subprocess.PIPE)
+
+    def start(self) -> None:
+        self._close(b"\n")
+
+    def cancel(self) -> None:
+        self._close(b"")
+
+    def wait(self) -> int:
+        return self.process.wait()
+
+    def _close(self, line: bytes) -> None:
+        pipe = self.process.stdin
+        if pipe is None or pipe.closed:
+            return
+        try:
+            pipe.write(line)
+            pipe.close()
+        except BrokenPipeError:  # the child is gone already: its exit code says why
+            pass
+
+
+def await_turn() -> bool:
+    """In a companion's child: wait for the command that started it; False when it stopped
+    before this step's turn."""
+    return bool(sys.stdin.readline())
+
+
 def run_steps(
     instance: dg.DagsterInstance,
     every_asset: Sequence[dg.AssetsDefinition],
@@ -216,42 +254,80 @@ def run_steps(
     """Each step as one run, in order, printing a line per run; 1 at the first that fails.
     With `keep_done`, a step whose partitions all exist already is skipped. With `beside`, the
     command that runs step i alone (`only` i), a step that may run beside the one before it
-    runs in a child process started with that step, and is waited for before the next."""
-    for number, step in enumerate(steps, start=1):
-        prefix = f"[{number}/{len(steps)}] {step.label}{step.span}"
-        if only is not None and number - 1 != only:
-            continue
-        if beside is not None and step.beside_previous:
-            continue  # started with the step before
-        if keep_done and already_done(instance, step):
-            print(f"{prefix}: already materialized, kept")
-            continue
-        companions = []
-        if beside is not None:
-            following = range(number, len(steps))
-            for index in itertools.takewhile(lambda i: steps[i].beside_previous, following):
-                print(f"[{index + 1}/{len(steps)}] {steps[index].label}: beside it", flush=True)
-                companions.append(subprocess.Popen(list(beside(index))))
-        print(f"{prefix}: materializing ...", flush=True)
-        started = time.perf_counter()
-        span = {RANGE_START_TAG: step.first.isoformat(), RANGE_END_TAG: step.last.isoformat()}
-        result = dg.materialize(
-            every_asset,
-            selection=list(step.keys),
-            instance=instance,
-            resources=resources,
-            tags={**tags, **span},
-            run_config=QUIET,
-            raise_on_error=False,
-        )
-        failed = [child for child in companions if child.wait() != 0]
-        if not result.success:
-            print(f"{prefix}: FAILED; see run {result.run_id} in the UI", file=sys.stderr)
-            return 1
-        print(f"{prefix}: done in {time.perf_counter() - started:.1f}s", flush=True)
-        if failed:
-            return 1
+    runs in a child process (`Companion`) started with that step, and is waited for before the
+    next."""
+    if only is not None:
+        return run_step(instance, every_asset, steps, only, resources, tags, keep_done, [])
+    groups: list[list[int]] = []  # a step run here, then those run beside it
+    for index, step in enumerate(steps):
+        if beside is not None and step.beside_previous and groups:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    started: dict[int, Companion] = {}
+    try:
+        for number, (lead, *companions) in enumerate(groups):
+            for group in groups[number : number + 2]:  # this step's companions, and the next's
+                for index in group[1:]:
+                    if beside is not None and index not in started:
+                        started[index] = Companion(beside(index))
+            code = run_step(
+                instance,
+                every_asset,
+                steps,
+                lead,
+                resources,
+                tags,
+                keep_done,
+                [started[i] for i in companions],
+            )
+            if code:
+                return code
+    finally:
+        for companion in started.values():
+            companion.cancel()
+            companion.wait()
     return 0
+
+
+def run_step(
+    instance: dg.DagsterInstance,
+    every_asset: Sequence[dg.AssetsDefinition],
+    steps: Sequence[Step],
+    index: int,
+    resources: Mapping[str, object],
+    tags: Mapping[str, str],
+    keep_done: bool,
+    companions: Sequence[Companion],
+) -> int:
+    """Step `index` as one run in this process, its `companions` started with it and waited
+    for; 1 when any of them fails."""
+    step = steps[index]
+    prefix = f"[{index + 1}/{len(steps)}] {step.label}{step.span}"
+    for number, companion in enumerate(companions, start=index + 2):
+        print(f"[{number}/{len(steps)}] {steps[number - 1].label}: beside it", flush=True)
+        companion.start()
+    if keep_done and already_done(instance, step):
+        print(f"{prefix}: already materialized, kept")
+        return int(any(companion.wait() for companion in companions))
+    print(f"{prefix}: materializing ...", flush=True)
+    started = time.perf_counter()
+    span = {RANGE_START_TAG: step.first.isoformat(), RANGE_END_TAG: step.last.isoformat()}
+    result = dg.materialize(
+        every_asset,
+        selection=list(step.keys),
+        instance=instance,
+        resources=resources,
+        tags={**tags, **span},
+        run_config=QUIET,
+        raise_on_error=False,
+    )
+    failed = [companion for companion in companions if companion.wait() != 0]
+    if not result.success:
+        print(f"{prefix}: FAILED; see run {result.run_id} in the UI", file=sys.stderr)
+        return 1
+    print(f"{prefix}: done in {time.perf_counter() - started:.1f}s", flush=True)
+    return int(bool(failed))
 
 
 def side_by_side(own: Callable[[], int], commands: Sequence[Sequence[str]], at_once: int) -> int:

@@ -13,7 +13,8 @@ fails, naming it.
 
 Datasets are backfilled side by side, `--jobs` at a time (by default as many as the machine has
 cores): the first in this process, each other one by this command in a process of its own.
-Unless `--jobs` is 1, each dataset also runs its drift reports in a second process beside its
+Unless `--jobs` is 1, each dataset also runs its first models in a second process beside the
+raw tables and features of the days from their cutoff on, and its drift reports beside its
 predictions.
 
 A single `dagster asset materialize --partition-range` cannot do this (one range for every
@@ -36,6 +37,7 @@ from assets import CATALOG, build_assets  # noqa: E402
 from assets.backfill import (  # noqa: E402
     CADENCES,
     Step,
+    await_turn,
     backfill_steps,
     prepare_instance,
     run_steps,
@@ -114,12 +116,15 @@ def backfill(
     beside: Callable[[int], list[str]] | None = None,
     only: int | None = None,
 ) -> int:
-    """`steps` (or step `only` of them) in this process, those that may run beside the step
-    before in a child process when `beside` gives the command of each."""
+    """`steps` (or step `only` of them, once the command that started this one says) in this
+    process, those that may run beside the step before in a child process when `beside` gives
+    the command of each."""
     every_asset = build_assets(CATALOG)
     # The code location lives as long as the process: frozen, the collector no longer walks it in
     # every full collection of the runs.
     gc.freeze()
+    if only is not None and not await_turn():
+        return 0
     code = run_steps(
         instance,
         every_asset,

@@ -14,7 +14,14 @@ import pytest
 from conftest import REPO_ROOT, platform_env
 
 from assets import CATALOG
-from assets.backfill import backfill_steps, prepare_instance, side_by_side, training_cutoffs
+from assets.backfill import (
+    Step,
+    backfill_steps,
+    prepare_instance,
+    run_steps,
+    side_by_side,
+    training_cutoffs,
+)
 from assets.keys import drift_key, features_key, model_key, served_keys
 from resources.instance_storage import install_instance_config
 
@@ -42,10 +49,14 @@ def test_models_train_at_their_first_cutoff_then_at_the_cadence_and_serve_from_t
     }, "a calendar cutoff on a model's first trains every model"
 
     steps = backfill_steps(CATALOG, FLIGHTS, date(2013, 1, 1), date(2013, 4, 30))
-    first, *trained, served, drift = steps
-    assert (first.first, first.last) == (date(2013, 1, 1), date(2013, 4, 30))
-    assert {t.name for t in FLIGHTS.registers + FLIGHTS.daily_tables} <= set(first.keys)
-    assert {features_key(m).to_user_string() for m in models} <= set(first.keys)
+    before, after, *trained, served, drift = steps
+    assert (before.first, before.last) == (date(2013, 1, 1), date(2013, 2, 28))
+    assert (after.first, after.last) == (first_cutoff, date(2013, 4, 30))
+    registers = {t.name for t in FLIGHTS.registers}
+    assert registers <= set(before.keys) and not registers & set(after.keys), "registers once"
+    for ingest in (before, after):
+        assert {t.name for t in FLIGHTS.daily_tables} <= set(ingest.keys)
+        assert {features_key(m).to_user_string() for m in models} <= set(ingest.keys)
     assert [(s.first, s.last) for s in trained] == [(first_cutoff, first_cutoff)]
     assert set(trained[0].keys) == {model_key(m).to_user_string() for m in models}
     assert (served.first, served.last) == (drift.first, drift.last)
@@ -54,7 +65,19 @@ def test_models_train_at_their_first_cutoff_then_at_the_cadence_and_serve_from_t
         k.to_user_string() for m in models for k in served_keys(m)
     }
     assert set(drift.keys) == {drift_key(m).to_user_string() for m in models}
-    assert drift.beside_previous and not any(s.beside_previous for s in steps[:-1])
+    # The first models read only the days before their cutoff; the drift reports, no prediction.
+    assert [s.beside_previous for s in steps] == [False, False, True, False, True]
+
+    quarterly = backfill_steps(
+        CATALOG, FLIGHTS, date(2013, 1, 1), date(2013, 6, 30), cadence="quarterly"
+    )
+    assert [(s.label.split(": ")[1], s.first, s.beside_previous) for s in quarterly[2:4]] == [
+        ("models", first_cutoff, True),
+        ("models", date(2013, 6, 1), False),
+    ], "a later cutoff trains on days the range ingests after the first: after them"
+    from_cutoff = backfill_steps(CATALOG, FLIGHTS, first_cutoff, date(2013, 3, 31))
+    assert [s.first for s in from_cutoff] == [first_cutoff] * 4, "one ingest when nothing precedes"
+    assert not from_cutoff[1].beside_previous
 
     later = backfill_steps(CATALOG, FLIGHTS, date(2013, 6, 1), date(2013, 6, 30))
     assert [s.first for s in later] == [date(2013, 6, 1)] * 3, "champions exist: no training"
@@ -82,23 +105,25 @@ def test_an_instance_configured_already_is_used_as_it_is(tmp_path, monkeypatch):
         assert not config.read_text().endswith("# the operator's own\n")
 
 
-def test_one_command_backfills_the_graph_one_run_a_step_drift_beside_predictions(tmp_path):
+def test_one_command_backfills_the_graph_one_run_a_step_some_beside_others(tmp_path):
     """flight_delay over January and February and two days of March, from the synthetic source:
-    its first version at 03-01 and what it serves from then on, each step one run, the drift
-    reports' run from a second process beside the predictions'."""
+    its first version at 03-01 and what it serves from then on, each step one run, from a second
+    process the model's beside the ingestion of March and the drift reports' beside the
+    predictions'."""
     env = platform_env(tmp_path)
     command = [sys.executable, "platform/backfill.py", "--models", "flight_delay"]
     command += ["--from", "2013-01-01", "--to", "2013-03-02"]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count(": done in") == 4
-    assert "[4/4] flights: drift reports: beside it" in result.stdout
-    assert "[4/4] flights: drift reports 2013-03-01..2013-03-02: done in" in result.stdout
+    assert result.stdout.count(": done in") == 5
+    assert "[3/5] flights: models: beside it" in result.stdout
+    assert "[5/5] flights: drift reports: beside it" in result.stdout
+    assert "[5/5] flights: drift reports 2013-03-01..2013-03-02: done in" in result.stdout
 
     spec = CATALOG.model("flight_delay")
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         runs = instance.get_run_records()
-        assert len(runs) == 4
+        assert len(runs) == 5
         assert all(r.dagster_run.tags["platform/backfill"] == "true" for r in runs)
         days = FLIGHTS.partitions.get_partition_keys_in_range(
             dg.PartitionKeyRange("2013-01-01", "2013-03-02")
@@ -110,6 +135,42 @@ def test_one_command_backfills_the_graph_one_run_a_step_drift_beside_predictions
         assert instance.get_materialized_partitions(model_key(spec)) == {"2013-03-01"}
         for key in served_keys(spec):
             assert instance.get_materialized_partitions(key) == {"2013-03-01", "2013-03-02"}
+
+
+def test_a_step_beside_another_runs_when_its_turn_comes_and_not_after_a_failure(tmp_path, instance):
+    """The child of a step beside another is started a step ahead, and waits: it runs its step
+    when the step it goes beside starts, and leaves without running when a step before fails."""
+    days = dg.DailyPartitionsDefinition(start_date="2013-01-01")
+
+    @dg.asset(partitions_def=days)
+    def fails() -> None:
+        raise RuntimeError("a step that fails")
+
+    @dg.asset(partitions_def=days)
+    def works() -> None:
+        pass
+
+    def step(key: str, beside: bool = False) -> Step:
+        return Step(key, (key,), days, date(2013, 1, 1), date(2013, 1, 1), beside_previous=beside)
+
+    def child(index: int) -> list[str]:
+        ran = tmp_path / f"ran-{index}"
+        code = f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r}); " + (
+            "from assets.backfill import await_turn; "
+            f"await_turn() and open({str(ran)!r}, 'w').write('ran')"
+        )
+        return [sys.executable, "-c", code]
+
+    def run(steps: list[Step]) -> int:
+        return run_steps(instance, [fails, works], steps, {}, {}, beside=child)
+
+    ran = tmp_path / "ran-2"
+    assert run([step("works"), step("works"), step("works", beside=True)]) == 0
+    assert ran.exists()
+    ran.unlink()
+    # Step 2's child was started with step 0, ahead of its turn.
+    assert run([step("fails"), step("works"), step("works", beside=True)]) == 1
+    assert not ran.exists()
 
 
 def test_datasets_run_side_by_side_at_most_jobs_at_a_time_and_any_failure_fails(tmp_path):

@@ -2,6 +2,7 @@
 first champion of each model and its model card included, and a second bootstrap keeps what
 exists."""
 
+import itertools
 import runpy
 from datetime import timedelta
 
@@ -23,18 +24,23 @@ def test_every_declared_model_gets_a_first_version_and_serves_until_its_replay(e
     steps = BOOTSTRAP["bootstrap_steps"](catalog)
     for dataset in catalog.datasets:
         day_before_replay = dataset.replay_from - timedelta(days=1)
-        raw = next(s for s in steps if dataset.daily_tables[0].name in s.keys)
-        assert {t.name for t in dataset.daily_tables + dataset.registers} <= set(raw.keys)
-        assert (raw.first, raw.last) == (dataset.first_day, day_before_replay)
+        raw = [s for s in steps if dataset.daily_tables[0].name in s.keys]
+        assert {t.name for t in dataset.registers} <= set(raw[0].keys)
+        assert all({t.name for t in dataset.daily_tables} <= set(s.keys) for s in raw)
+        assert raw[0].first == dataset.first_day and raw[-1].last == day_before_replay
+        assert all(a.last + timedelta(days=1) == b.first for a, b in itertools.pairwise(raw))
         for spec in catalog.models_of(dataset):
             cutoff = catalog.first_cutoff(spec)
-            assert features_key(spec).to_user_string() in raw.keys
+            assert all(features_key(spec).to_user_string() in s.keys for s in raw)
             [trained] = [s for s in steps if model_key(spec).to_user_string() in s.keys]
             assert trained.first == trained.last == cutoff < dataset.replay_from
             served = [s for s in steps if set(s.keys) & served_names(spec)]
             assert {k for s in served for k in s.keys} >= served_names(spec)
             assert {(s.first, s.last) for s in served} == {(cutoff, day_before_replay)}
-            assert steps.index(raw) < steps.index(trained) < steps.index(served[0])
+            ingested_first = [s for s in raw if s.first < cutoff]
+            assert max(map(steps.index, ingested_first)) < steps.index(trained)
+            assert max(map(steps.index, raw)) < steps.index(served[0])
+            assert steps.index(trained) < steps.index(served[0])
             for notebook in spec.notebooks:
                 key = notebook_key(spec.name, notebook.name).to_user_string()
                 run = [s for s in steps if key in s.keys]
