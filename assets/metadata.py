@@ -1,6 +1,7 @@
 """Materialization metadata a person wants when browsing lineage: counts, dates, a preview."""
 
 import re
+from collections.abc import Iterable
 from datetime import date
 
 import dagster as dg
@@ -53,9 +54,14 @@ def markdown_table(frame: pd.DataFrame) -> str:
     """`frame` as a Markdown table whose cells show their text as it is: delivered values may
     hold anything, and a `|` must not cut a row, nor `**`, `<b>` or `[a](b)` become markup.
     Each markup character is escaped with a backslash; a line break becomes a space."""
-    header = [_cell(column) for column in frame.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    for row in frame.itertuples(index=False):
+    return markdown_rows(frame.columns, frame.itertuples(index=False))
+
+
+def markdown_rows(header: Iterable[object], rows: Iterable[Iterable[object]]) -> str:
+    """`markdown_table` of the table whose column names are `header` and rows `rows`."""
+    names = [_cell(column) for column in header]
+    lines = ["| " + " | ".join(names) + " |", "|" + "|".join(" --- " for _ in names) + "|"]
+    for row in rows:
         lines.append("| " + " | ".join(_cell(value) for value in row) + " |")
     return "\n".join(lines)
 
