@@ -4,7 +4,9 @@ A backfill of the whole graph cannot be one Dagster run: the models are trained 
 not on every day, and what a champion serves needs that champion first. So it is a few runs in
 order, each over its whole range (every daily asset backfills a range in one run):
 
-1. the dataset's registers, raw tables and the features of its models, over the range;
+1. the dataset's registers, raw tables and the features of its models, over the range; when
+   the first training cutoff falls within it, over the days before that cutoff, then over the
+   days from it on, and beside that run the first models, which read only the days before;
 2. each model at each training cutoff in the range: its first cutoff (the version `make run`
    trains), and with a cadence the first day of every third month or of every month after it;
 3. predictions and quality of each model, from the first day it has a champion, and beside
@@ -19,8 +21,8 @@ location loads once rather than once per run, which is a few seconds of every ru
 
 Most of a run is one Python thread, so work that shares nothing runs side by side on a machine
 of several cores: datasets (`side_by_side`), and within a dataset a step that does not need the
-one before it (`Step.beside_previous`), in a child process started with that step
-(`run_steps`'s `beside`).
+one before it (`Step.beside_previous`), in a child process that runs when that step starts
+(`run_steps`'s `beside`, `Companion`).
 """
 
 import os
