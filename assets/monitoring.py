@@ -39,7 +39,7 @@ from assets.scoring import (
 )
 from assets.tags import asset_tags
 from resources import experiments
-from resources.days import chunked
+from resources.days import row_chunks
 from resources.experiments import Experiment
 from resources.lake import Lake
 from resources.registry import ModelRegistry
@@ -110,7 +110,7 @@ def build_monitoring_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.Assets
         present = set(shadowed) - set(lake.missing_partitions(shadow_table(spec), sorted(shadowed)))
         metadata = {}
         for ready in consecutive([d for d in days if d not in lacking]):
-            for chunk in chunked(ready):
+            for chunk in row_chunks(ready, lake.row_count(table, ready)):
                 shadows = {d: v for d, v in shadowed.items() if d in chunk and d in present}
                 scored = scored_labels(lake, spec, chunk, shadows)
                 by_day = quality_rows(spec, scored)
