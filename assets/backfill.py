@@ -96,21 +96,28 @@ def backfill_steps(
         return Step(f"{dataset.name}: {label}", keys, dataset.partitions, start, end, **kind)
 
     cutoffs = training_cutoffs(catalog, chosen, first, last, cadence)
-    earliest = min(cutoffs, default=first)
     ingest = "registers, raw tables and features"
-    steps = [step(ingest, registers + daily, first, last, unpartitioned=registers)]
-    if earliest != first:
-        # The first models train on the days before their cutoff only, so the days from the
-        # cutoff on are ingested in a run of their own that the models may run beside.
-        before = earliest - timedelta(days=1)
+    # The first models train on the days before their cutoff only: when the range holds such
+    # days, the days from the cutoff on are ingested in a run of their own, beside the models.
+    earliest = min(cutoffs, default=first)
+    split = earliest > first
+    if split:
         steps = [
-            step(ingest, registers + daily, first, before, unpartitioned=registers),
+            step(
+                ingest,
+                registers + daily,
+                first,
+                earliest - timedelta(days=1),
+                unpartitioned=registers,
+            ),
             step("raw tables and features", daily, earliest, last),
         ]
+    else:
+        steps = [step(ingest, registers + daily, first, last, unpartitioned=registers)]
     for cutoff, trained in cutoffs.items():
         keys = tuple(model_key(m).to_user_string() for m in trained)
         steps.append(
-            step("models", keys, cutoff, cutoff, beside_previous=cutoff == earliest != first)
+            step("models", keys, cutoff, cutoff, beside_previous=split and cutoff == earliest)
         )
     serving: dict[date, list[ModelSpec]] = {}
     for spec in chosen:
