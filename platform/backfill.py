@@ -43,6 +43,7 @@ from assets.backfill import (  # noqa: E402
     run_steps,
     side_by_side,
 )
+from assets.model_spec import ModelSpec  # noqa: E402
 from resources import platform_resources  # noqa: E402
 
 BACKFILL_TAG = "platform/backfill"
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     plans: dict[str, list[Step]] = {}
     for dataset in (d for d in CATALOG.datasets if d.name in chosen):
-        own = None if models is None else [m for m in models if CATALOG.dataset_of(m) is dataset]
+        own = None if models is None else models_of(models, dataset.name)
         first, last = args.first or dataset.first_day, args.last or dataset.last_day
         try:
             plans[dataset.name] = backfill_steps(CATALOG, dataset, first, last, own, args.cadence)
@@ -146,12 +147,17 @@ def dataset_command(args: argparse.Namespace, dataset: str) -> list[str]:
     command += ["--jobs", str(args.jobs)]
     command += ["--cadence", args.cadence]
     if args.models is not None:
-        own = [m for m in args.models if CATALOG.dataset_of(CATALOG.model(m)).name == dataset]
-        command += ["--models", *own]
+        own = models_of([CATALOG.model(name) for name in args.models], dataset)
+        command += ["--models", *(m.name for m in own)]
     for option, day in (("--from", args.first), ("--to", args.last)):
         if day is not None:
             command += [option, day.isoformat()]
     return command
+
+
+def models_of(models: list[ModelSpec], dataset: str) -> list[ModelSpec]:
+    """Those of `models` that belong to `dataset`."""
+    return [m for m in models if CATALOG.dataset_of(m).name == dataset]
 
 
 if __name__ == "__main__":
