@@ -224,7 +224,8 @@ def quality_rows(spec: ModelSpec, scored: pd.DataFrame) -> dict[date, list[dict]
     labels, scores = scored[LABEL].to_numpy(), scored[SCORE].to_numpy()
     groups = scored.groupby([spec.day_column, MODEL_VERSION, ARM], sort=False).indices
     by_day: dict[date, list[dict]] = {}
-    for (day, version, arm), index in sorted(groups.items(), key=lambda group: group[0]):
+    for day, version, arm in sorted(groups):
+        index = groups[day, version, arm]
         row = {spec.day_column: day, MODEL_VERSION: version, ARM: arm}
         by_day.setdefault(day, []).append(
             row | evaluated_arrays(spec, labels[index], scores[index])
