@@ -5,8 +5,10 @@ span, launching one run per step, each over its whole range (`BackfillPolicy.sin
 `assets.backfill`):
 
 1. every asset models are trained from over the whole year: the raw tables, the features, and
-   the unpartitioned registers they read (the flights' plane register runs once in the same run);
-2. the models, one run per training cutoff (the backfill cadence, below);
+   the unpartitioned registers they read (the flights' plane register runs once, in the first
+   run), as two runs: the days before the first cutoff, then the days from it on;
+2. the models, one run per training cutoff (the backfill cadence, below), those of the first
+   cutoff beside the ingestion of the days from it on, from a second process;
 3. every daily asset that needs a champion from the first cutoff on: predictions and quality,
    and the drift reports in a run of their own beside them, from a second process.
 
@@ -125,8 +127,8 @@ def empty(name: str, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition
 
 def dagster_floor(space: Workspace, graph: DailyGraph, first: str, last: str) -> float:
     """What Dagster alone costs for the backfill's range runs: the same number of daily assets,
-    empty, over the same ranges (those after the models in one run), run in this process
-    against the same instance."""
+    empty, over the same days (the ingestion's two runs as one, and those after the models in
+    one run), run in this process against the same instance."""
     end = date.fromisoformat(graph.last_day) + timedelta(days=1)
     partitions = dg.DailyPartitionsDefinition(start_date=graph.first_day, end_date=end.isoformat())
 
@@ -302,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         else info(wall, backfill_seconds, "s", about),
         info("  CPU time of the command", fast_run.cpu_seconds, "s"),
         *time_figures(
-            fast_run, f"{len(fast_run.runs)} runs, drift beside predictions in a second process"
+            fast_run,
+            f"{len(fast_run.runs)} runs; models beside the ingestion, drift beside predictions",
         ),
         info(
             "  Dagster alone for its range runs",

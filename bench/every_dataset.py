@@ -3,7 +3,8 @@
 `platform/backfill.py` without arguments backfills every dataset over its whole calendar (the
 bundled data): each dataset's raw tables and features, each model's first version, and what the
 champions serve from then on, the datasets side by side (the first in the command's process,
-the other in a child of it, each with its drift reports in a process beside its predictions).
+the other in a child of it, each with its first models and its drift reports in a process
+beside its ingestion and its predictions).
 The benchmark times that command in a fresh workspace and prints, beside the target, the time of
 each asset's steps, of Dagster around them and of the command outside its runs.
 `bench/backfill.py` measures each dataset's graph on its own, with the naive path beside it.
