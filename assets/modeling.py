@@ -172,21 +172,44 @@ def score(
 ) -> np.ndarray:
     """Each row's score: the probability of the positive class for a classifier, the predicted
     value for a regression. The default pipeline's encoding is done on Arrow columns (see
-    `encoded_matrix`); any other estimator gets `design_matrix(rows)`."""
+    `encoded_matrix`) and its trees walked on bins (`boosted_scores`); any other estimator gets
+    `design_matrix(rows)`."""
     from threadpoolctl import threadpool_limits
 
     if not len(rows):
         return np.empty(0)
-    default = spec.estimator is None
-    if default:
-        matrix, predictor = encoded_matrix(estimator, spec, rows), estimator.named_steps["boost"]
-    else:
-        frame = rows.to_pandas() if isinstance(rows, pa.Table) else rows
-        matrix, predictor = design_matrix(spec, frame), estimator
-    with threadpool_limits(threads or model_threads(), user_api="openmp"):
+    threads = threads or model_threads()
+    if spec.estimator is None:
+        matrix = encoded_matrix(estimator, spec, rows)
+        return boosted_scores(estimator.named_steps["boost"], matrix, spec.task, threads)
+    matrix = design_matrix(spec, rows.to_pandas() if isinstance(rows, pa.Table) else rows)
+    with threadpool_limits(threads, user_api="openmp"):
         if spec.task == Task.BINARY:
-            return predictor.predict_proba(matrix)[:, 1]
-        return np.asarray(predictor.predict(matrix), dtype=float)
+            return estimator.predict_proba(matrix)[:, 1]
+        return np.asarray(estimator.predict(matrix), dtype=float)
+
+
+def boosted_scores(boost: Any, matrix: np.ndarray, task: Task, threads: int) -> np.ndarray:
+    """`score` of gradient boosting on the encoded matrix, walking the trees on its bins.
+
+    The trees split on bins (the fitted bin of each threshold), and a value's bin is at most a
+    split's bin exactly when the value is at most its threshold; missing values and unseen
+    categories (missing after the encoding) fall in the missing bin, which goes where the split
+    sends missing values. So the scores are `predict_proba`'s to the last bit, but the trees read
+    one byte a feature instead of a float with a NaN check: half the time for a year's flights.
+    scikit-learn takes this path itself for its training scores; its public `predict` does not.
+    """
+    binned = boost._bin_mapper.transform(matrix)
+    raw = np.zeros(
+        (len(binned), boost.n_trees_per_iteration_),
+        dtype=boost._baseline_prediction.dtype,
+        order="F",
+    )
+    raw += boost._baseline_prediction
+    boost._predict_iterations(binned, boost._predictors, raw, is_binned=True, n_threads=threads)
+    if task == Task.BINARY:
+        return boost._loss.predict_proba(raw)[:, 1]
+    return np.asarray(boost._loss.link.inverse(raw.ravel()), dtype=float)
 
 
 def encoded_matrix(estimator: Any, spec: ModelSpec, rows: pd.DataFrame | pa.Table) -> np.ndarray:

@@ -36,6 +36,15 @@ def flights(rows: int, seed: int) -> pd.DataFrame:
     return frame
 
 
+def split_thresholds(pipeline) -> dict[str, float]:
+    """A numeric threshold some tree of the fitted pipeline splits on, by feature name."""
+    boost = pipeline.named_steps["boost"]
+    names = pipeline.named_steps["encode"].get_feature_names_out()
+    nodes = np.concatenate([p.nodes for [p] in boost._predictors])
+    numeric = nodes[(nodes["is_leaf"] == 0) & (nodes["is_categorical"] == 0)]
+    return {names[n["feature_idx"]]: float(n["num_threshold"]) for n in numeric}
+
+
 @pytest.fixture(scope="module")
 def fitted():
     params = {**SPEC.params, "max_iter": 20}
@@ -50,6 +59,12 @@ def test_scores_are_the_fitted_pipelines_own(fitted):
     rows.loc[rows.index[:50], "carrier"] = "ZZ"
     rows.loc[rows.index[50:100], "dest"] = "HNL"
     rows.loc[rows.index[100:150], "origin"] = None  # never missing in fitting: unseen
+    # The trees are walked on bins: a value equal to a split's threshold, or beyond every bin,
+    # must go where the threshold sends it.
+    for feature, threshold in split_thresholds(fitted).items():
+        rows.loc[rows.index[150:200], feature] = threshold
+    rows.loc[rows.index[200:210], "temp"] = np.inf
+    rows.loc[rows.index[210:220], "temp"] = -np.inf
     expected = fitted.predict_proba(modeling.design_matrix(SPEC, rows))[:, 1]
 
     from_pandas = modeling.score(fitted, SPEC, rows)
