@@ -4,6 +4,10 @@
 # Debian or Ubuntu; as root, or with password-less sudo. Called by tests/prod/servers.py; running
 # it by hand is never required.
 set -euo pipefail
+# The test workers run side by side and may each find a server missing: the first installs it
+# while the others wait here, then find it installed. (Two apt-get at once: one fails on dpkg's lock.)
+exec 9>"${TMPDIR:-/tmp}/platform-install-servers.lock"
+flock 9
 missing=()
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   missing+=(postgresql)
@@ -24,5 +28,7 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo=(sudo -n)
 fi
 export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Another program's apt-get (an unattended upgrade, say) is waited for rather than failed on.
+apt=("${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600)
+"${apt[@]}" update -qq
+"${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
