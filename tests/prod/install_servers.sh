@@ -5,7 +5,7 @@
 # it by hand is never required.
 set -euo pipefail
 # The test workers run side by side and may each find a server missing: the first installs it
-# while the others wait here, then find it installed. (Two apt-get at once: one fails on dpkg's lock.)
+# while the others wait here, then find it installed (two apt-get at once: one fails on apt's lock).
 exec 9>"${TMPDIR:-/tmp}/platform-install-servers.lock"
 flock 9
 missing=()
@@ -28,7 +28,7 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo=(sudo -n)
 fi
 export DEBIAN_FRONTEND=noninteractive
-# Another program's apt-get (an unattended upgrade, say) is waited for rather than failed on.
-apt=("${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600)
-"${apt[@]}" update -qq
-"${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"${sudo[@]}" apt-get update -qq
+# Another program's install (an unattended upgrade, say) holding dpkg's lock is waited for.
+"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
+  "${missing[@]}" >/dev/null
