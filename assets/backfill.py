@@ -96,24 +96,20 @@ def backfill_steps(
         return Step(f"{dataset.name}: {label}", keys, dataset.partitions, start, end, **kind)
 
     cutoffs = training_cutoffs(catalog, chosen, first, last, cadence)
-    ingest = "registers, raw tables and features"
     # The first models train on the days before their cutoff only: when the range holds such
     # days, the days from the cutoff on are ingested in a run of their own, beside the models.
     earliest = min(cutoffs, default=first)
     split = earliest > first
-    if split:
-        steps = [
-            step(
-                ingest,
-                registers + daily,
-                first,
-                earliest - timedelta(days=1),
-                unpartitioned=registers,
-            ),
-            step("raw tables and features", daily, earliest, last),
-        ]
-    else:
-        steps = [step(ingest, registers + daily, first, last, unpartitioned=registers)]
+    spans = [(first, earliest - timedelta(days=1)), (earliest, last)] if split else [(first, last)]
+    steps = [
+        step(
+            "registers, raw tables and features",
+            registers + daily,
+            *spans[0],
+            unpartitioned=registers,
+        )
+    ]
+    steps += [step("raw tables and features", daily, start, end) for start, end in spans[1:]]
     for cutoff, trained in cutoffs.items():
         keys = tuple(model_key(m).to_user_string() for m in trained)
         steps.append(
