@@ -1,5 +1,6 @@
 """Fit and score a model's estimator; scikit-learn is imported only when needed."""
 
+import copy
 import hashlib
 import json
 import os
@@ -199,7 +200,9 @@ def boosted_scores(boost: Any, matrix: np.ndarray, task: Task, threads: int) -> 
     one byte a feature instead of a float with a NaN check: half the time for a year's flights.
     scikit-learn takes this path itself for its training scores; its public `predict` does not.
     """
-    binned = boost._bin_mapper.transform(matrix)
+    mapper = copy.copy(boost._bin_mapper)  # binned with this call's threads, not the fit's
+    mapper.n_threads = threads
+    binned = mapper.transform(matrix)
     raw = np.zeros(
         (len(binned), boost.n_trees_per_iteration_),
         dtype=boost._baseline_prediction.dtype,
