@@ -5,10 +5,11 @@ not on every day, and what a champion serves needs that champion first. So it is
 order, each over its whole range (every daily asset backfills a range in one run):
 
 1. the dataset's registers, raw tables and the features of its models, over the range; when
-   the first training cutoff falls within it, over the days before that cutoff, then over the
-   days from it on, and beside that run the first models, which read only the days before;
+   the first training cutoff falls within it, over the days before that cutoff only;
 2. each model at each training cutoff in the range: its first cutoff (the version `make run`
    trains), and with a cadence the first day of every third month or of every month after it;
+   beside the first models, which read only the days before their cutoff, the raw tables and
+   features of the days from it on;
 3. predictions and quality of each model, from the first day it has a champion, and beside
    them its drift reports, which read the features and the champion but not the predictions.
 
@@ -98,23 +99,27 @@ def backfill_steps(
     cutoffs = training_cutoffs(catalog, chosen, first, last, cadence)
     # The first models train on the days before their cutoff only: when the range holds such
     # days, the days from the cutoff on are ingested in a run of their own, beside the models.
+    # The models come first: the process that trains them has scikit-learn and skops loaded
+    # when it scores, after, while the ingestion needs neither.
     earliest = min(cutoffs, default=first)
     split = earliest > first
-    spans = [(first, earliest - timedelta(days=1)), (earliest, last)] if split else [(first, last)]
+    ingested = earliest - timedelta(days=1) if split else last
     steps = [
         step(
             "registers, raw tables and features",
             registers + daily,
-            *spans[0],
+            first,
+            ingested,
             unpartitioned=registers,
         )
     ]
-    steps += [step("raw tables and features", daily, start, end) for start, end in spans[1:]]
     for cutoff, trained in cutoffs.items():
         keys = tuple(model_key(m).to_user_string() for m in trained)
-        steps.append(
-            step("models", keys, cutoff, cutoff, beside_previous=split and cutoff == earliest)
-        )
+        steps.append(step("models", keys, cutoff, cutoff))
+        if split and cutoff == earliest:
+            steps.append(
+                step("raw tables and features", daily, earliest, last, beside_previous=True)
+            )
     serving: dict[date, list[ModelSpec]] = {}
     for spec in chosen:
         start = max(first, catalog.first_cutoff(spec))

@@ -8,7 +8,7 @@ span, launching one run per step, each over its whole range (`BackfillPolicy.sin
    the unpartitioned registers they read (the flights' plane register runs once, in the first
    run), as two runs: the days before the first cutoff, then the days from it on;
 2. the models, one run per training cutoff (the backfill cadence, below), those of the first
-   cutoff beside the ingestion of the days from it on, from a second process;
+   cutoff with the ingestion of the days from it on beside them, from a second process;
 3. every daily asset that needs a champion from the first cutoff on: predictions and quality,
    and the drift reports in a run of their own beside them, from a second process.
 
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         info("  CPU time of the command", fast_run.cpu_seconds, "s"),
         *time_figures(
             fast_run,
-            f"{len(fast_run.runs)} runs; models beside the ingestion, drift beside predictions",
+            f"{len(fast_run.runs)} runs; ingestion beside the models, drift beside predictions",
         ),
         info(
             "  Dagster alone for its range runs",

@@ -3,9 +3,9 @@
 The bundled year has about 923 flights a day (336,776 in 2013). The flights' synthetic source
 (`PLATFORM_SOURCE_FLIGHTS=synthetic`, `PLATFORM_SYNTHETIC_FLIGHTS_PER_DAY`) generates the same
 tables at any volume, so the same command as `bench/backfill.py` (`platform/backfill.py`, with
-its models and its drift reports in a second process beside the ingestion and the predictions)
-backfills the flights' graph (every model of it, or those `--models` names) over the year at
-9,300 and 93,000 flights a day (3.4 M and 34 M flights). For each: wall time, flights per
+the ingestion beside its models and its drift reports beside the predictions, each in a second
+process) backfills the flights' graph (every model of it, or those `--models` names) over the
+year at 9,300 and 93,000 flights a day (3.4 M and 34 M flights). For each: wall time, flights per
 second, the peak resident memory of the command (its processes together, sampled; and its
 largest process, from the kernel's accounting), and the growth of the wall time from 10 to 100
 times, which is linear when it is 10.

@@ -13,9 +13,9 @@ fails, naming it.
 
 Datasets are backfilled side by side, `--jobs` at a time (by default as many as the machine has
 cores): the first in this process, each other one by this command in a process of its own.
-Unless `--jobs` is 1, each dataset also runs its first models in a second process beside the
-raw tables and features of the days from their cutoff on, and its drift reports beside its
-predictions.
+Unless `--jobs` is 1, each dataset also runs the raw tables and features of the days from its
+first models' cutoff on in a second process beside those models, and its drift reports beside
+its predictions.
 
 A single `dagster asset materialize --partition-range` cannot do this (one range for every
 asset, so a model a day), and three of them pay the code location's start three times.

@@ -49,7 +49,7 @@ def test_models_train_at_their_first_cutoff_then_at_the_cadence_and_serve_from_t
     }, "a calendar cutoff on a model's first trains every model"
 
     steps = backfill_steps(CATALOG, FLIGHTS, date(2013, 1, 1), date(2013, 4, 30))
-    before, after, *trained, served, drift = steps
+    before, trained, after, served, drift = steps
     assert (before.first, before.last) == (date(2013, 1, 1), date(2013, 2, 28))
     assert (after.first, after.last) == (first_cutoff, date(2013, 4, 30))
     registers = {t.name for t in FLIGHTS.registers}
@@ -57,22 +57,24 @@ def test_models_train_at_their_first_cutoff_then_at_the_cadence_and_serve_from_t
     for ingest in (before, after):
         assert {t.name for t in FLIGHTS.daily_tables} <= set(ingest.keys)
         assert {features_key(m).to_user_string() for m in models} <= set(ingest.keys)
-    assert [(s.first, s.last) for s in trained] == [(first_cutoff, first_cutoff)]
-    assert set(trained[0].keys) == {model_key(m).to_user_string() for m in models}
+    assert (trained.first, trained.last) == (first_cutoff, first_cutoff)
+    assert set(trained.keys) == {model_key(m).to_user_string() for m in models}
     assert (served.first, served.last) == (drift.first, drift.last)
     assert (served.first, served.last) == (first_cutoff, date(2013, 4, 30))
     assert set(served.keys + drift.keys) == {
         k.to_user_string() for m in models for k in served_keys(m)
     }
     assert set(drift.keys) == {drift_key(m).to_user_string() for m in models}
-    # The first models read only the days before their cutoff; the drift reports, no prediction.
+    # The first models read only the days before their cutoff, which the days from it on do not
+    # need; the drift reports read no prediction.
     assert [s.beside_previous for s in steps] == [False, False, True, False, True]
 
     quarterly = backfill_steps(
         CATALOG, FLIGHTS, date(2013, 1, 1), date(2013, 6, 30), cadence="quarterly"
     )
-    assert [(s.label.split(": ")[1], s.first, s.beside_previous) for s in quarterly[2:4]] == [
-        ("models", first_cutoff, True),
+    assert [(s.label.split(": ")[1], s.first, s.beside_previous) for s in quarterly[1:4]] == [
+        ("models", first_cutoff, False),
+        ("raw tables and features", first_cutoff, True),
         ("models", date(2013, 6, 1), False),
     ], "a later cutoff trains on days the range ingests after the first: after them"
     from_cutoff = backfill_steps(CATALOG, FLIGHTS, first_cutoff, date(2013, 3, 31))
@@ -108,15 +110,15 @@ def test_an_instance_configured_already_is_used_as_it_is(tmp_path, monkeypatch):
 def test_one_command_backfills_the_graph_one_run_a_step_some_beside_others(tmp_path):
     """flight_delay over January and February and two days of March, from the synthetic source:
     its first version at 03-01 and what it serves from then on, each step one run, from a second
-    process the model's beside the ingestion of March and the drift reports' beside the
-    predictions'."""
+    process the ingestion of March beside the model and the drift reports beside the
+    predictions."""
     env = platform_env(tmp_path)
     command = [sys.executable, "platform/backfill.py", "--models", "flight_delay"]
     command += ["--from", "2013-01-01", "--to", "2013-03-02"]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count(": done in") == 5
-    assert "[3/5] flights: models: beside it" in result.stdout
+    assert "[3/5] flights: raw tables and features: beside it" in result.stdout
     assert "[5/5] flights: drift reports: beside it" in result.stdout
     assert "[5/5] flights: drift reports 2013-03-01..2013-03-02: done in" in result.stdout
 
