@@ -36,6 +36,7 @@ from resources.dataset import FILE_DAY, REASON, SOURCE_FILE, SOURCE_ROW, Dataset
 from resources.days import describe_days
 from resources.lake import Lake
 from resources.landing import Landed, LandingError
+from resources.read_ahead import read_ahead
 from resources.sources import Sources
 
 REJECT_RATIO = "reject_ratio"
@@ -125,8 +126,11 @@ def raw_asset(dataset: Dataset, rules: RawTable) -> dg.AssetsDefinition:
             metadata |= preview_metadata(checked.good) | day_intake(rules, intake, None)
         else:
             by_day = {}
-            for chunk in sources.delivery_chunks(dataset, days):
-                landed, checked = ingest(sources, dataset, rules, chunk[0], chunk[-1])
+            chunks = sources.delivery_chunks(dataset, days)
+            delivered = read_ahead(
+                lambda chunk: ingest(sources, dataset, rules, chunk[0], chunk[-1]), chunks
+            )
+            for chunk, (landed, checked) in delivered:
                 intake.add(rules, landed, checked)
                 quarantine(lake, rules, checked.rejected, chunk)
                 written = lake.write_partitions(rules.name, checked.good, rules.day_column, chunk)

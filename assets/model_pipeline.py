@@ -44,6 +44,7 @@ from assets.tuning import study_table
 from resources import mlflow_mirror
 from resources.days import row_chunks
 from resources.lake import Lake
+from resources.read_ahead import read_ahead
 from resources.registry import ModelRegistry
 
 # Lineage of a served day D to "the champion in force on D": a model of the past year.
@@ -120,8 +121,11 @@ def features_asset(catalog: Catalog, spec: ModelSpec) -> dg.AssetsDefinition:
         metadata = {}
         for ready in consecutive([d for d in days if d not in lacking]):
             volume = lake.row_count(sized_by, ready) if sized_by else 0
-            for chunk in row_chunks(ready, volume):
-                table = features_of_days(lake, catalog, spec, chunk)
+            chunks = row_chunks(ready, volume)
+            computed = read_ahead(
+                lambda chunk: features_of_days(lake, catalog, spec, chunk), chunks
+            )
+            for chunk, table in computed:
                 written = lake.write_partitions(key.to_user_string(), table, spec.day_column, chunk)
                 metadata |= rows_metadata(written)
         if metadata:  # the last table written holds the newest day
