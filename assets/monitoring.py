@@ -42,6 +42,7 @@ from resources import experiments
 from resources.days import row_chunks
 from resources.experiments import Experiment
 from resources.lake import Lake
+from resources.read_ahead import read_ahead
 from resources.registry import ModelRegistry
 from resources.scratch import scratch
 
@@ -109,10 +110,14 @@ def build_monitoring_assets(catalog: Catalog, spec: ModelSpec) -> list[dg.Assets
         }
         present = set(shadowed) - set(lake.missing_partitions(shadow_table(spec), sorted(shadowed)))
         metadata = {}
+
+        def labelled(chunk: list[date]) -> pd.DataFrame:
+            shadows = {d: v for d, v in shadowed.items() if d in chunk and d in present}
+            return scored_labels(lake, spec, chunk, shadows)
+
         for ready in consecutive([d for d in days if d not in lacking]):
-            for chunk in row_chunks(ready, lake.row_count(table, ready)):
-                shadows = {d: v for d, v in shadowed.items() if d in chunk and d in present}
-                scored = scored_labels(lake, spec, chunk, shadows)
+            chunks = row_chunks(ready, lake.row_count(table, ready))
+            for chunk, scored in read_ahead(labelled, chunks):
                 by_day = quality_rows(spec, scored)
                 rows = []
                 for day in chunk:
