@@ -1,29 +1,34 @@
-"""Pieces read one ahead: in order, the next read beside the caller's work, never two ahead."""
+"""Pieces read ahead: in order, the first alone, the next ones beside the caller's work, never
+more than `READ_AHEAD` ahead."""
 
 import threading
 
 import pytest
 
-from resources.read_ahead import read_ahead
+from resources.read_ahead import READ_AHEAD, read_ahead
 
 
-def test_the_next_piece_is_read_while_the_caller_handles_the_current_one_and_no_further():
-    pieces = [1, 2, 3, 4]
+def test_the_next_pieces_are_read_while_the_caller_handles_the_current_one_and_no_further():
+    pieces = list(range(1, 7))
     reading = {piece: threading.Event() for piece in pieces}
     started: list[int] = []
+    first_alone: list[bool] = []
 
     def read(piece: int) -> int:
         started.append(piece)
         reading[piece].set()
+        if piece == pieces[0]:
+            first_alone.append(not reading[pieces[1]].wait(timeout=0.5))
         return piece * 10
 
     seen = []
     for piece, value in read_ahead(read, pieces):
-        if piece < pieces[-1]:
-            assert reading[piece + 1].wait(timeout=5), "the next read runs beside the caller"
-        assert max(started) <= piece + 1, "at most one piece read ahead"
+        for ahead in pieces[piece : piece + READ_AHEAD]:
+            assert reading[ahead].wait(timeout=5), "the next pieces are read beside the caller"
+        assert max(started) <= piece + READ_AHEAD, f"at most {READ_AHEAD} pieces read ahead"
         seen.append((piece, value))
-    assert seen == [(1, 10), (2, 20), (3, 30), (4, 40)]
+    assert first_alone == [True], "the first piece is read alone"
+    assert seen == [(piece, piece * 10) for piece in pieces]
 
 
 def test_an_error_of_a_read_is_raised_at_its_piece_after_the_pieces_before_it():
