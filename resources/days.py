@@ -8,7 +8,7 @@ from datetime import date, timedelta
 CHUNK_DAYS = 31
 # A range of a large volume is cut further, to about this many rows a piece: at 100 times the
 # bundled flights, a month at once took 3 GiB to generate, check and write, and pieces of a
-# million rows 1.8 GiB; at this size each step's process holds about 0.7 GiB, as fast.
+# million rows 1.8 GiB; at this size each step's process holds 0.6 to 0.9 GiB, as fast.
 CHUNK_ROWS = 250_000
 
 
