@@ -15,6 +15,7 @@ from assets.metrics import evaluate
 from assets.model_spec import LABEL, ModelSpec, Policy, Task
 from assets.quality_gate import GateDecision, decide
 from resources import experiments, promotions
+from resources.days import row_chunks
 from resources.lake import Lake
 from resources.registry import ModelRegistry
 from resources.scratch import scratch
@@ -132,26 +133,44 @@ def labelled_rows(
     """Features of `days` joined with their labels, in entity order; rows without a label are
     left out. Above `max_rows`, every k-th of them in that order is kept (the smallest k that
     fits), so the same data always gives the same rows; `frame.attrs` says how many there were
-    and which k was used."""
+    and which k was used.
+
+    A window that may hold more than `max_rows` is counted and read a piece of days at a time
+    (`row_chunks`), numbering its rows across the pieces: the entity key starts with the day, so
+    the rows kept are the same, and the join and the numbering hold one piece in memory, not
+    the window (at 100 times the bundled flights, 1.1 GiB for a 59-day window)."""
     con = scratch()
     lake.register(con, "features", spec.features_table, days)
     lake.register(con, "labelled", spec.label.table, days)
     key = ", ".join(f'"{c}"' for c in spec.entity_key)
-    labelled = f"""
-        WITH labels AS (
-            SELECT {key}, {spec.label_sql} AS {LABEL}
-            FROM labelled WHERE ({spec.label.expression}) IS NOT NULL
-        )
-        SELECT f.*, labels.{LABEL} FROM features f JOIN labels USING ({key})
-    """
-    [(total,)] = con.sql(f"SELECT count(*) FROM ({labelled})").fetchall()
-    every = -(-total // max_rows) if max_rows and total > max_rows else 1
-    rows = labelled
-    if every > 1:  # numbers the keys alone: every row of a wide window would not fit in memory
-        kept = f"""SELECT {key} FROM ({labelled})
-            QUALIFY (row_number() OVER (ORDER BY {key}) - 1) % {every} = 0"""
-        rows = f"SELECT * FROM ({labelled}) SEMI JOIN ({kept}) AS kept USING ({key})"
-    frame = con.sql(f"{rows} ORDER BY {key}").df()
+
+    def labelled(piece: list[date]) -> str:
+        inside = f"{spec.day_column} BETWEEN DATE '{piece[0]}' AND DATE '{piece[-1]}'"
+        return f"""
+            WITH labels AS (
+                SELECT {key}, {spec.label_sql} AS {LABEL}
+                FROM labelled WHERE ({spec.label.expression}) IS NOT NULL AND {inside}
+            )
+            SELECT f.*, labels.{LABEL} FROM features f JOIN labels USING ({key})
+            WHERE f.{inside}
+        """
+
+    features_rows = lake.row_count(spec.features_table, days)
+    if not max_rows or features_rows <= max_rows:
+        frame = con.sql(f"{labelled(days)} ORDER BY {key}").df()
+        total, every = len(frame), 1
+    else:
+        pieces = row_chunks(days, features_rows)
+        counts = [con.sql(f"SELECT count(*) FROM ({labelled(p)})").fetchall()[0][0] for p in pieces]
+        total = sum(counts)
+        every = -(-total // max_rows)
+        frames, offset = [], 0
+        for piece, count in zip(pieces, counts, strict=True):
+            number = f"{offset} + row_number() OVER (ORDER BY {key}) - 1"
+            kept = f"SELECT * FROM ({labelled(piece)}) QUALIFY ({number}) % {every} = 0"
+            frames.append(con.sql(f"{kept} ORDER BY {key}").df())
+            offset += count
+        frame = pd.concat(frames, ignore_index=True)
     frame[spec.day_column] = frame[spec.day_column].dt.date
     if spec.task == Task.BINARY:
         check_binary_labels(spec, frame)

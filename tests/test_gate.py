@@ -23,7 +23,8 @@ from assets.metrics import evaluate
 from assets.promotion_jobs import build_promotion_jobs
 from assets.quality_gate import QUALITY_GATE, decide
 from assets.training import labelled_rows
-from resources.days import days_between
+from resources import days
+from resources.days import CHUNK_ROWS, days_between
 
 MODEL = "flight_delay"
 FLIGHT_DELAY = CATALOG.model(MODEL)
@@ -260,10 +261,16 @@ def test_the_version_served_is_fitted_on_the_whole_window_and_gated_on_a_fit_wit
     assert record["metrics"]["auc"] != served_on_holdout["auc"]
 
 
-def test_a_window_above_the_row_limit_keeps_every_kth_row_in_entity_order(story):
+@pytest.mark.parametrize("piece_rows", [CHUNK_ROWS, 2_500])
+def test_a_window_above_the_row_limit_keeps_every_kth_row_in_entity_order(
+    story, monkeypatch, piece_rows
+):
+    """The same rows whether the window is read at once or in pieces of a few days, numbered
+    across the pieces (their lengths are not multiples of four)."""
     window = days_between(date(2013, 1, 1), date(2013, 2, 19))
     every_row = labelled_rows(story.platform.lake, CATALOG, FLIGHT_DELAY, window)
     limit = len(every_row) // 3 - 1  # so every fourth row is kept
+    monkeypatch.setattr(days, "CHUNK_ROWS", piece_rows)
     sampled = labelled_rows(story.platform.lake, CATALOG, FLIGHT_DELAY, window, max_rows=limit)
     assert sampled.attrs == {"window_rows": len(every_row), "sampled_every": 4}
     assert sampled.equals(every_row.iloc[::4].reset_index(drop=True))
