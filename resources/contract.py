@@ -9,6 +9,7 @@ values reach DuckDB only as an Arrow table or as bound parameters, never as SQL 
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -26,6 +27,9 @@ from resources.scratch import scratch
 
 # Duplicate keys list at most this many row numbers in a reason.
 DUPLICATE_ROWS_SHOWN = 5
+# Each delivered row's position, carried through the checks: DuckDB may return the rows of a
+# parallel query in another order, and putting them back in Arrow costs a fifth of a sort in SQL.
+_DELIVERY_ORDER = "delivery_order"
 
 
 @dataclass(frozen=True)
@@ -61,13 +65,17 @@ def validate(rows: pa.Table, contract: RawTable) -> Validation:
         raise ValueError(f"{contract.name}: delivery is missing columns {missing}")
     con = scratch()
     try:
-        con.register("delivered", rows)
+        order = pa.array(np.arange(rows.num_rows, dtype=np.int64))
+        con.register("delivered", rows.append_column(_DELIVERY_ORDER, order))
         params = {f"codes_{c}": sorted(codes.known) for c, codes in contract.codes.items()}
-        checked = con.sql(_validation_sql(contract), params=params).to_arrow_table()
+        [(duplicated,)] = con.sql(_duplicated_keys_sql(contract)).fetchall()
+        checked = con.sql(_validation_sql(contract, duplicated > 0), params=params).to_arrow_table()
     finally:
         con.close()
+    checked = in_delivery_order(checked)
     found = checked.column("reasons_found")
-    good = checked.filter(pc.invert(found)).select(list(contract.columns))
+    good = checked.filter(pc.invert(found)) if pc.any(found).as_py() else checked
+    good = good.select(list(contract.columns))
     day = [FILE_DAY] if contract.day_column else []
     text = [f"{c}__text" for c in contract.columns]
     rejected = checked.filter(found).select([*day, SOURCE_FILE, SOURCE_ROW, REASON, *text])
@@ -79,13 +87,63 @@ def validate(rows: pa.Table, contract: RawTable) -> Validation:
     )
 
 
-def _validation_sql(contract: RawTable) -> str:
-    """One query: each row's typed values, its reasons for rejection, and its raw text."""
+def in_delivery_order(checked: pa.Table) -> pa.Table:
+    """The checked rows in the order they were delivered (taken again only when needed)."""
+    order = checked.column(_DELIVERY_ORDER).to_numpy()
+    if (np.diff(order) > 0).all():
+        return checked
+    return checked.take(np.argsort(order, kind="stable"))
+
+
+def _typed_sql(contract: RawTable) -> str:
+    """Each delivered row's provenance, its values in the contract's types and its raw values."""
     types = {c: COLUMN_TYPES[t] for c, t in contract.columns.items()}
     typed = ",\n".join(
         f"{_typed(f'raw.{_q(c)}', duck)} AS {_q(c)}" for c, (duck, _, _) in types.items()
     )
     raw_values = ",\n".join(f"raw.{_q(c)} AS {_q('raw__' + c)}" for c in types)
+    return f"""
+        SELECT raw.{_DELIVERY_ORDER}, raw.{SOURCE_FILE}, raw.{SOURCE_ROW}, raw.{SOURCE_DAY},
+            {typed},
+            {raw_values}
+        FROM delivered AS raw
+    """
+
+
+def _keyable(contract: RawTable) -> str:
+    """Whether a typed row takes part in the uniqueness rule: only when its key is whole and of
+    the file's day, so that a misdated copy of another day's row is rejected for its date, not
+    held against that row."""
+    day = contract.day_column
+    return " AND ".join(
+        [
+            *(f"{_q(c)} IS NOT NULL" for c in contract.key),
+            f"{_q(day)} = {SOURCE_DAY}" if day else "TRUE",
+        ]
+    )
+
+
+def _duplicates_sql(contract: RawTable) -> str:
+    """The keys delivered more than once, with their copies and first row numbers."""
+    key = ", ".join(_q(c) for c in contract.key)
+    return f"""
+        SELECT {key}, count(*) AS copies,
+            list({SOURCE_ROW} ORDER BY {SOURCE_ROW})[1:{DUPLICATE_ROWS_SHOWN}] AS duplicate_rows
+        FROM ({_typed_sql(contract)}) WHERE {_keyable(contract)}
+        GROUP BY {key} HAVING count(*) > 1
+    """
+
+
+def _duplicated_keys_sql(contract: RawTable) -> str:
+    """How many keys are delivered more than once: most deliveries have none, and are then
+    checked without joining each row to its key's copies."""
+    return f"SELECT count(*) FROM ({_duplicates_sql(contract)})"
+
+
+def _validation_sql(contract: RawTable, duplicated: bool) -> str:
+    """One query: each row's typed values, its reasons for rejection, its raw text and its
+    place in the delivery. Only with `duplicated` keys is each row joined to its key's copies."""
+    types = {c: COLUMN_TYPES[t] for c, t in contract.columns.items()}
     reasons = []
     for column, (_, _, described) in types.items():
         value, raw = _q(column), _q("raw__" + column)
@@ -124,7 +182,6 @@ def _validation_sql(contract: RawTable) -> str:
             f"CASE WHEN {_q(day)} <> {SOURCE_DAY} THEN {_lit(day + ' ')} || CAST({_q(day)} AS "
             f"VARCHAR) || ' is not the day of its file, ' || CAST({SOURCE_DAY} AS VARCHAR) END"
         )
-    key = ", ".join(_q(c) for c in contract.key)
     duplicate = _lit(f"duplicate key ({', '.join(contract.key)}): ")
     reasons.append(
         f"CASE WHEN copies > 1 THEN {duplicate} || "
@@ -132,46 +189,31 @@ def _validation_sql(contract: RawTable) -> str:
         f"CAST(copies AS VARCHAR) || ' rows, the first ' END || "
         f"array_to_string(duplicate_rows, ', ') END"
     )
-    # A key takes part in the uniqueness rule only when it is whole and of the file's day: a
-    # misdated copy of another day's row is rejected for its date, not held against that row.
-    keyable = " AND ".join(
-        [
-            *(f"{_q(c)} IS NOT NULL" for c in contract.key),
-            f"{_q(day)} = {SOURCE_DAY}" if day else "TRUE",
-        ]
-    )
+    if duplicated:
+        key = ", ".join(_q(c) for c in contract.key)
+        keyed = f"""
+            SELECT typed.*,
+                CASE WHEN {_keyable(contract)} THEN duplicates.copies END AS copies,
+                duplicates.duplicate_rows
+            FROM typed LEFT JOIN ({_duplicates_sql(contract)}) AS duplicates USING ({key})
+        """
+    else:
+        keyed = "SELECT *, NULL::BIGINT AS copies, NULL::BIGINT[] AS duplicate_rows FROM typed"
     file_day = f"{SOURCE_DAY} AS {FILE_DAY}," if day else ""
     return f"""
-        WITH typed AS (
-            SELECT raw.{SOURCE_FILE}, raw.{SOURCE_ROW}, raw.{SOURCE_DAY},
-                {typed},
-                {raw_values}
-            FROM delivered AS raw
-        ),
-        duplicates AS (
-            SELECT {key}, count(*) AS copies,
-                list({SOURCE_ROW} ORDER BY {SOURCE_ROW})[1:{DUPLICATE_ROWS_SHOWN}] AS duplicate_rows
-            FROM typed WHERE {keyable}
-            GROUP BY {key} HAVING count(*) > 1
-        ),
-        keyed AS (
-            SELECT typed.*,
-                CASE WHEN {keyable} THEN duplicates.copies END AS copies,
-                duplicates.duplicate_rows
-            FROM typed LEFT JOIN duplicates USING ({key})
-        ),
+        WITH typed AS ({_typed_sql(contract)}),
+        keyed AS ({keyed}),
         judged AS (
             SELECT *, list_filter([{", ".join(reasons)}], lambda reason: reason IS NOT NULL) AS reasons
             FROM keyed
         )
         SELECT {", ".join(_q(c) for c in contract.columns)},
             {file_day}
-            {SOURCE_FILE}, {SOURCE_ROW},
+            {SOURCE_FILE}, {SOURCE_ROW}, {_DELIVERY_ORDER},
             len(reasons) > 0 AS reasons_found,
             array_to_string(reasons, '; ') AS {REASON},
             {", ".join(f"{_text_if_rejected(c)} AS {_q(c + '__text')}" for c in contract.columns)}
         FROM judged
-        ORDER BY {SOURCE_DAY} NULLS FIRST, {SOURCE_FILE}, {SOURCE_ROW}
     """
 
 
