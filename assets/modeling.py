@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from assets.model_spec import ModelSpec, Task
 from assets.search_space import Dimension, Integer, Real
+from assets.tree_tables import add_leaf_values, forest_tables
 from resources import settings
 
 # Gradient boosting spreads fitting and scoring over every core through OpenMP, whose threads
@@ -191,14 +192,15 @@ def score(
 
 
 def boosted_scores(boost: Any, matrix: np.ndarray, task: Task, threads: int) -> np.ndarray:
-    """`score` of gradient boosting on the encoded matrix, walking the trees on its bins.
+    """`score` of gradient boosting on the encoded matrix, its trees evaluated on its bins.
 
     The trees split on bins (the fitted bin of each threshold), and a value's bin is at most a
     split's bin exactly when the value is at most its threshold; missing values and unseen
     categories (missing after the encoding) fall in the missing bin, which goes where the split
     sends missing values. So the scores are `predict_proba`'s to the last bit, but the trees read
-    one byte a feature instead of a float with a NaN check: half the time for a year's flights.
-    scikit-learn takes this path itself for its training scores; its public `predict` does not.
+    one byte a feature instead of a float with a NaN check. scikit-learn takes this path itself
+    for its training scores; its public `predict` does not. The trees are evaluated as tables of
+    their bins (`tree_tables`), or, with more leaves than those hold, walked by scikit-learn.
     """
     mapper = copy.copy(boost._bin_mapper)  # binned with this call's threads, not the fit's
     mapper.n_threads = threads
@@ -209,7 +211,11 @@ def boosted_scores(boost: Any, matrix: np.ndarray, task: Task, threads: int) -> 
         order="F",
     )
     raw += boost._baseline_prediction
-    boost._predict_iterations(binned, boost._predictors, raw, is_binned=True, n_threads=threads)
+    forest = forest_tables(boost)
+    if forest is None:
+        boost._predict_iterations(binned, boost._predictors, raw, is_binned=True, n_threads=threads)
+    else:
+        add_leaf_values(forest, binned, raw, threads)
     if task == Task.BINARY:
         return boost._loss.predict_proba(raw)[:, 1]
     return np.asarray(boost._loss.link.inverse(raw.ravel()), dtype=float)

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from assets import CATALOG, modeling
+from assets import CATALOG, modeling, tree_tables
 from assets.model_spec import Task
 from resources import settings
 
@@ -74,6 +74,38 @@ def test_scores_are_the_fitted_pipelines_own(fitted):
     assert len(set(np.round(expected, 6))) > 10, "the model must tell rows apart"
     for scores in (from_pandas, from_arrow, two_threads):
         np.testing.assert_array_equal(scores, expected)
+
+
+@pytest.mark.parametrize(
+    ("leaves", "mask_type"),
+    [(15, np.uint16), (31, np.uint32), (63, np.uint64), (100, None)],
+)
+def test_trees_of_any_size_score_as_the_pipeline_does(monkeypatch, leaves, mask_type):
+    """The trees are evaluated as tables of masks as wide as their leaves need, a block of rows
+    at a time and the blocks shared among threads; trees with more leaves than 64 are walked
+    by scikit-learn. Every way gives the pipeline's scores to the last bit."""
+    monkeypatch.setattr(tree_tables, "BLOCK_ROWS", 128)  # blocks cut the rows, unevenly
+    params = {**SPEC.params, "max_iter": 15, "max_leaf_nodes": leaves, "min_samples_leaf": 5}
+    fitted = modeling.fit(SPEC, flights(3_000, seed=7), params)
+    boost = fitted.named_steps["boost"]
+    assert max(int(p.nodes["is_leaf"].sum()) for [p] in boost._predictors) > leaves // 2
+    forest = tree_tables.forest_tables(boost)
+    assert (forest.mask_type if forest else None) is mask_type
+    rows = flights(1_000, seed=8)
+    expected = fitted.predict_proba(modeling.design_matrix(SPEC, rows))[:, 1]
+    for threads in (1, 2):
+        np.testing.assert_array_equal(modeling.score(fitted, SPEC, rows, threads), expected)
+
+
+def test_a_tree_of_one_leaf_adds_its_value():
+    """A target without signal grows trees that are a single leaf."""
+    rows = flights(500, seed=9)
+    rows["label"] = 7.0
+    fitted = modeling.fit(REGRESSION, rows, {**SPEC.params, "max_iter": 5})
+    forest = tree_tables.forest_tables(fitted.named_steps["boost"])
+    assert all(not tree.tables for [tree] in forest.trees)
+    expected = fitted.predict(modeling.design_matrix(REGRESSION, rows))
+    np.testing.assert_array_equal(modeling.score(fitted, REGRESSION, rows), expected)
 
 
 def test_fits_side_by_side_are_the_fits_one_by_one(monkeypatch):
