@@ -216,10 +216,10 @@ def already_done(instance: dg.DagsterInstance, step: Step) -> bool:
 
 
 class Companion:
-    """A step run by a child process beside the step before it. The child is started a step
-    ahead of its turn, so that its start (importing Dagster and loading the code location,
-    about 2 s) overlaps the steps before; it then waits for a line on its standard input
-    (`await_turn`), and an end of input tells it to leave without running."""
+    """A step run by a child process beside the step before it. The child is started ahead of
+    its turn (see `run_steps`), so that its start (importing Dagster and loading the code
+    location, about 2 s) overlaps the steps before; it then waits for a line on its standard
+    input (`await_turn`), and an end of input tells it to leave without running."""
 
     def __init__(self, command: Sequence[str]):
         self.process = subprocess.Popen(list(command), stdin=subprocess.PIPE)
@@ -275,12 +275,20 @@ def run_steps(
         else:
             groups.append([index])
     started: dict[int, Companion] = {}
+
+    def prepare(number: int) -> None:
+        """Start the children of group `number`'s companions, to wait for their turn."""
+        for index in groups[number][1:] if beside is not None and number < len(groups) else []:
+            if index not in started:
+                started[index] = Companion(beside(index))
+
     try:
         for number, (lead, *companions) in enumerate(groups):
-            for group in groups[number : number + 2]:  # this step's companions, and the next's
-                for index in group[1:]:
-                    if beside is not None and index not in started:
-                        started[index] = Companion(beside(index))
+            prepare(number)
+            # The next group's children start ahead of their turn: with this step when it runs
+            # alone, else once its own run is done, not to wait idle beside the busiest steps.
+            if not companions:
+                prepare(number + 1)
             code = run_step(
                 instance,
                 every_asset,
@@ -290,6 +298,7 @@ def run_steps(
                 tags,
                 keep_done,
                 [started[i] for i in companions],
+                then=lambda number=number: prepare(number + 1),
             )
             if code:
                 return code
@@ -309,9 +318,10 @@ def run_step(
     tags: Mapping[str, str],
     keep_done: bool,
     companions: Sequence[Companion],
+    then: Callable[[], None] = lambda: None,
 ) -> int:
     """Step `index` as one run in this process, its `companions` started with it and waited
-    for; 1 when any of them fails."""
+    for, `then` called between its run's end and theirs; 1 when any of them fails."""
     step = steps[index]
     prefix = f"[{index + 1}/{len(steps)}] {step.label}{step.span}"
     for number, companion in enumerate(companions, start=index + 2):
@@ -319,6 +329,7 @@ def run_step(
         companion.start()
     if keep_done and already_done(instance, step):
         print(f"{prefix}: already materialized, kept")
+        then()
         return int(any(companion.wait() for companion in companions))
     print(f"{prefix}: materializing ...", flush=True)
     started = time.perf_counter()
@@ -332,6 +343,7 @@ def run_step(
         run_config=QUIET,
         raise_on_error=False,
     )
+    then()
     failed = [companion for companion in companions if companion.wait() != 0]
     if not result.success:
         print(f"{prefix}: FAILED; see run {result.run_id} in the UI", file=sys.stderr)

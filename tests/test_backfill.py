@@ -175,6 +175,49 @@ def test_a_step_beside_another_runs_when_its_turn_comes_and_not_after_a_failure(
     assert not ran.exists()
 
 
+def test_a_child_starts_ahead_but_never_waits_beside_a_step_with_companions(tmp_path, instance):
+    """A step's child starts ahead of its turn: with the step before when that one runs alone,
+    else only once that step's own run is done, so that it does not wait, holding memory,
+    beside the busiest steps."""
+    days = dg.DailyPartitionsDefinition(start_date="2013-01-01")
+    seen: dict[str, bool] = {}
+
+    def child_started(index: int, within: float) -> bool:
+        deadline = time.monotonic() + within
+        while not (tmp_path / f"started-{index}").exists():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    @dg.asset(partitions_def=days)
+    def alone() -> None:
+        seen["step 2's child during step 0, alone"] = child_started(2, within=30)
+
+    @dg.asset(partitions_def=days)
+    def lead() -> None:
+        seen["step 4's child during step 1, beside step 2"] = child_started(4, within=3)
+
+    @dg.asset(partitions_def=days)
+    def last() -> None:
+        seen["step 4's child by step 3"] = child_started(4, within=30)
+
+    def step(key: str, beside: bool = False) -> Step:
+        return Step(key, (key,), days, date(2013, 1, 1), date(2013, 1, 1), beside_previous=beside)
+
+    def child(index: int) -> list[str]:
+        code = f"open({str(tmp_path / f'started-{index}')!r}, 'w'); import sys; sys.stdin.read()"
+        return [sys.executable, "-c", code]
+
+    steps = [step("alone"), step("lead"), step("alone", True), step("last"), step("alone", True)]
+    assert run_steps(instance, [alone, lead, last], steps, {}, {}, beside=child) == 0
+    assert seen == {
+        "step 2's child during step 0, alone": True,
+        "step 4's child during step 1, beside step 2": False,
+        "step 4's child by step 3": True,
+    }
+
+
 def test_datasets_run_side_by_side_at_most_jobs_at_a_time_and_any_failure_fails(tmp_path):
     """The first dataset here while the others run as children, one at a time beside it when
     two may run at once; every child is waited for, and one that fails fails the command."""
