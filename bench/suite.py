@@ -31,7 +31,7 @@ FULL = [
     ["bench.backfill", "--dataset", "flights"],
     ["bench.backfill", "--dataset", "electricity"],
     ["bench.every_dataset"],
-    ["bench.scale"],
+    ["bench.scale", "--models", "flight_delay"],
     ["bench.replay_retraining", "--dataset", "flights"],
     ["bench.replay_retraining", "--dataset", "electricity"],
     ["bench.many_models"],
