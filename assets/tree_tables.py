@@ -50,15 +50,22 @@ class ForestTables:
     features: tuple[int, ...]  # the features any tree splits on
 
 
-_compiled: "weakref.WeakKeyDictionary[Any, ForestTables | None]" = weakref.WeakKeyDictionary()
+# Each model's tables, with the bin mapper and trees they were built from: a model fitted
+# again (a search's warm start adds trees to the same model) is built again.
+_compiled: "weakref.WeakKeyDictionary[Any, tuple[tuple, ForestTables | None]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def forest_tables(boost: Any) -> ForestTables | None:
-    """The tables of a fitted `HistGradientBoosting*` (built once per model), or None when a
+    """The tables of a fitted `HistGradientBoosting*` (built once per fit), or None when a
     tree has more leaves than `MAX_LEAVES`."""
-    if boost not in _compiled:
-        _compiled[boost] = _build(boost)
-    return _compiled[boost]
+    fitted = (boost._bin_mapper, *(p for iteration in boost._predictors for p in iteration))
+    built, forest = _compiled.get(boost, ((), None))
+    if len(built) != len(fitted) or any(a is not b for a, b in zip(built, fitted, strict=True)):
+        forest = _build(boost)
+        _compiled[boost] = (fitted, forest)
+    return forest
 
 
 def _build(boost: Any) -> ForestTables | None:

@@ -97,6 +97,16 @@ def test_trees_of_any_size_score_as_the_pipeline_does(monkeypatch, leaves, mask_
         np.testing.assert_array_equal(modeling.score(fitted, SPEC, rows, threads), expected)
 
 
+def test_a_model_fitted_again_scores_with_its_new_trees():
+    """A search's warm start adds trees to the same model between the scores of its stages."""
+    rows = flights(1_000, seed=10)
+    for iterations, fitted in modeling.fit_in_stages(
+        SPEC, rows, {**SPEC.params, "max_iter": 30}, 10
+    ):
+        expected = fitted.predict_proba(modeling.design_matrix(SPEC, rows))[:, 1]
+        np.testing.assert_array_equal(modeling.score(fitted, SPEC, rows), expected, iterations)
+
+
 def test_a_tree_of_one_leaf_adds_its_value():
     """A target without signal grows trees that are a single leaf."""
     rows = flights(500, seed=9)
