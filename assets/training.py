@@ -145,7 +145,7 @@ def labelled_rows(
     key = ", ".join(f'"{c}"' for c in spec.entity_key)
 
     def labelled(piece: list[date]) -> str:
-        inside = f"{spec.day_column} BETWEEN DATE '{piece[0]}' AND DATE '{piece[-1]}'"
+        inside = f"\"{spec.day_column}\" BETWEEN DATE '{piece[0]}' AND DATE '{piece[-1]}'"
         return f"""
             WITH labels AS (
                 SELECT {key}, {spec.label_sql} AS {LABEL}
