@@ -1,13 +1,13 @@
 """Run the benchmarks one after the other and print all their figures together at the end.
 
 `make bench` runs the full suite: the flights' year backfill with flight_delay alone (the graph
-the figures before the declarations measured) and with every flights model, electricity's,
-every dataset's in one command, the flights at 10 and 100 times the volume, the replay of each
+the speed targets are set on) and with every flights model, electricity's, every dataset's in
+one command, the flights with flight_delay at 10 and 100 times the volume, the replay of each
 dataset against never-retrained models and naive forecasts, 53 models at once, and a second
-`make run`. `make bench-quick` runs a reduced one (ten
-weeks of flights, 10 times the volume only, the 53 models' load time, a week of electricity's
-replay) that checks the harness in a few minutes. Each benchmark is its own process, so one
-that fails does not stop the others; the suite exits non-zero if any did.
+`make run`. `make bench-quick` runs a reduced one (ten weeks of flights, 10 times the volume
+only, the 53 models' load time, a week of electricity's replay) that checks the harness in a few
+minutes. Each benchmark is its own process, so one that fails does not stop the others; the
+suite exits non-zero if any did.
 """
 
 import argparse
