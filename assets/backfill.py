@@ -278,7 +278,9 @@ def run_steps(
 
     def prepare(number: int) -> None:
         """Start the children of group `number`'s companions, to wait for their turn."""
-        for index in groups[number][1:] if beside is not None and number < len(groups) else []:
+        if beside is None or number >= len(groups):
+            return
+        for index in groups[number][1:]:
             if index not in started:
                 started[index] = Companion(beside(index))
 

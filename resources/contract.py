@@ -124,12 +124,13 @@ def _keyable(contract: RawTable) -> str:
 
 
 def _duplicates_sql(contract: RawTable) -> str:
-    """The keys delivered more than once, with their copies and first row numbers."""
+    """The keys delivered more than once, with their copies and first row numbers, from the
+    rows `typed` (`_typed_sql`)."""
     key = ", ".join(_q(c) for c in contract.key)
     return f"""
         SELECT {key}, count(*) AS copies,
             list({SOURCE_ROW} ORDER BY {SOURCE_ROW})[1:{DUPLICATE_ROWS_SHOWN}] AS duplicate_rows
-        FROM ({_typed_sql(contract)}) WHERE {_keyable(contract)}
+        FROM typed WHERE {_keyable(contract)}
         GROUP BY {key} HAVING count(*) > 1
     """
 
@@ -137,7 +138,9 @@ def _duplicates_sql(contract: RawTable) -> str:
 def _duplicated_keys_sql(contract: RawTable) -> str:
     """How many keys are delivered more than once: most deliveries have none, and are then
     checked without joining each row to its key's copies."""
-    return f"SELECT count(*) FROM ({_duplicates_sql(contract)})"
+    return (
+        f"WITH typed AS ({_typed_sql(contract)}) SELECT count(*) FROM ({_duplicates_sql(contract)})"
+    )
 
 
 def _validation_sql(contract: RawTable, duplicated: bool) -> str:
